@@ -111,12 +111,12 @@ type SlotStatus struct {
 
 // Status is the state of the device's boot selection.
 type Status struct {
-	Card               string       `json:"card"`
-	Booted             sdcard.Slot  `json:"booted"`
-	BootedPartition    int          `json:"booted_partition"`
-	Committed          sdcard.Slot  `json:"committed"`
-	CommittedPartition int          `json:"committed_partition"`
-	TrialPartition     int          `json:"trial_partition"`
+	Card               string      `json:"card"`
+	Booted             sdcard.Slot `json:"booted"`
+	BootedPartition    int         `json:"booted_partition"`
+	Committed          sdcard.Slot `json:"committed"`
+	CommittedPartition int         `json:"committed_partition"`
+	TrialPartition     int         `json:"trial_partition"`
 	// Trial: this boot is a trial (flag set and booted partition = [tryboot]).
 	Trial bool `json:"trial"`
 	// TrybootFlag is the raw flag the bootloader reports.
