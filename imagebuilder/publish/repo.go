@@ -640,14 +640,14 @@ func sameTarget(a, b *metadata.TargetFiles) bool {
 	if !a.Equal(*b) || len(a.Hashes) != len(b.Hashes) {
 		return false
 	}
-	var ca, cb []byte
+	var ca, cb bytes.Buffer
 	if a.Custom != nil {
-		ca = *a.Custom
+		json.Compact(&ca, *a.Custom)
 	}
 	if b.Custom != nil {
-		cb = *b.Custom
+		json.Compact(&cb, *b.Custom)
 	}
-	return bytes.Equal(ca, cb)
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
 // writeFileAtomic writes dir/name through a temporary file, fsync, rename and a
