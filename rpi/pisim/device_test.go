@@ -125,6 +125,21 @@ func TestBoot(t *testing.T) {
 			},
 		},
 		{
+			name: "quick power cuts never switch slots",
+			card: def,
+			steps: []step{
+				{do: "power-on", part: 2},
+				{do: "arm-param"},
+				{do: "power-cut", part: 2},
+				{do: "arm-mailbox"},
+				{do: "power-cut", part: 2},
+				{do: "power-cut", part: 2},
+				{do: "power-on", part: 2},
+				{do: "watchdog", part: 2},
+				{do: "reboot", part: 2},
+			},
+		},
+		{
 			name: "power-off then power-on boots A",
 			card: def,
 			steps: []step{

@@ -57,7 +57,11 @@
 //     firmware retries with the flag already cleared: the committed [all]
 //     partition boots. If a clean attempt (no flag, no reboot partition)
 //     fails, every retry would repeat it: the device is bricked and the boot
-//     returns an error wrapping ErrNoBootablePartition.
+//     returns an error wrapping ErrNoBootablePartition. An unbootable
+//     committed partition is not rescued by a walk to another one: whether
+//     real firmware does is unverified (tryboot.md), so the model takes the
+//     strict reading, under which a commit that passes its power-cut tests
+//     here is safe on either behaviour.
 //  5. The kernel reads root= from cmdline.txt. If it names no partition of
 //     the card, or one without an ext4 superblock, the kernel panics and
 //     reboots without the flag (the model always reboots, as panic=N would
@@ -66,6 +70,19 @@
 //     clean one.
 //  6. The booted system is presented: the device-tree bootloader properties
 //     (rendered by rpi.Bootloader), the model, /proc/cmdline, an empty run/.
+//
+// The card is opened read-only: the firmware has no boot counter and never
+// writes to the disk (raspberrypi/firmware issue 864), so no number of
+// power cuts changes which slot boots.
+//
+// # Boards
+//
+// Options.Model picks the board: "pi4" (default), "pi5" or "pi3". A Pi 4
+// EEPROM built before 2022-11-25 ignores [tryboot] (the flag is still
+// reported) and lacks the TRYBOOT_A_B capability; a Pi 5 EEPROM built before
+// 2024-05-13 reports chosen/bootloader/partition as 0; a Pi 3 has no EEPROM
+// (no capabilities or build-timestamp properties) and boots only if
+// bootcode.bin is on partition 1.
 //
 // # Power
 //
