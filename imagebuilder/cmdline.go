@@ -61,18 +61,22 @@ func SetCmdlineRoot(b []byte, root string) ([]byte, error) {
 				continue
 			}
 			// Drop a duplicate together with the blanks in front of it.
-			out = bytes.TrimRight(out, " \t")
+			out = bytes.TrimRight(out, " \t\v\f")
 			pos = t.end
 		}
 	}
 	out = append(out, line[pos:]...)
 	if !done {
-		if len(bytes.TrimSpace(out)) > 0 && !bytes.HasSuffix(out, []byte(" ")) && !bytes.HasSuffix(out, []byte("\t")) {
+		if len(out) > 0 && !isBlank(out[len(out)-1]) {
 			out = append(out, ' ')
 		}
 		out = append(out, arg...)
 	}
-	return append(out, eol...), nil
+	out = append(out, eol...)
+	if len(out) > MaxCmdline {
+		return nil, fmt.Errorf("cmdline.txt: %d bytes with root= set, more than %d", len(out), MaxCmdline)
+	}
+	return out, nil
 }
 
 type cmdlineToken struct {
@@ -86,12 +90,12 @@ func cmdlineTokens(line []byte) ([]cmdlineToken, error) {
 	var toks []cmdlineToken
 	dashes := false
 	for i := 0; i < len(line); {
-		if line[i] == ' ' || line[i] == '\t' {
+		if isBlank(line[i]) {
 			i++
 			continue
 		}
 		start, quoted := i, false
-		for i < len(line) && (quoted || (line[i] != ' ' && line[i] != '\t')) {
+		for i < len(line) && (quoted || !isBlank(line[i])) {
 			if line[i] == '"' {
 				quoted = !quoted
 			}
@@ -107,3 +111,6 @@ func cmdlineTokens(line []byte) ([]cmdlineToken, error) {
 	}
 	return toks, nil
 }
+
+// isBlank is the kernel's isspace, less the line breaks refused earlier.
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\v' || c == '\f' }

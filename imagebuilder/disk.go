@@ -110,6 +110,9 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 		return card, fmt.Errorf("boot files: %w", err)
 	}
 	cmdline, err := readCmdline(bootDir)
+	if err == nil {
+		_, err = SetCmdlineRoot(cmdline, "PARTUUID="+sdcard.PartUUID(1, sdcard.PartRootA)) // check it early
+	}
 	if err != nil {
 		return card, fmt.Errorf("boot files in %s: %w", o.BootDir, err)
 	}
