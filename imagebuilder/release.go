@@ -1,0 +1,232 @@
+package imagebuilder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/healthguard/gateway-ota/imagebuilder/publish"
+	"github.com/healthguard/gateway-ota/rpi/sdcard"
+	"github.com/healthguard/gateway-ota/updater/release"
+)
+
+// ReleaseOptions describe a release to build and publish.
+type ReleaseOptions struct {
+	Repo       string // repository directory (made by `imagebuilder init-repo`)
+	Keys       string // directory with targets.key, snapshot.key, timestamp.key
+	RootFS     string // directory or tar archive (plain, gzip or xz)
+	BootDir    string // firmware, kernel, config.txt, cmdline.txt
+	Version    string
+	Counter    uint64 // anti-rollback counter, above every earlier release's
+	Channel    string // default "stable"
+	Compatible string // board id; default DefaultCompatible
+	// RootSize and BootSize are the sizes of the slot images; they must not
+	// exceed the partitions of the cards the release is for. Defaults as
+	// in sdcard.Layout.
+	RootSize, BootSize int64
+	HealthChecks       []release.HealthCheck
+	HealthDeadline     time.Duration // default 2m
+	Containers         *release.ContainerSet
+	Epoch              time.Time // SOURCE_DATE_EPOCH; zero: now
+	WorkDir            string    // staging; empty: a directory beside Repo
+	Logf               func(format string, args ...any)
+}
+
+// RootPlaceholder is the root= a release's cmdline.txt carries. The device
+// rewrites it in place (same length) with the PARTUUID of the slot's root
+// partition on its own card.
+const RootPlaceholder = "PARTUUID=00000000-00"
+
+// BuildRelease builds the slot images of a release (root ext4, boot FAT32),
+// compresses each into an xz payload, writes the manifest and publishes all
+// of it into the repository: payloads first, the top-level metadata last.
+func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, error) {
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	layout := sdcard.Layout{RootSize: o.RootSize, BootSize: o.BootSize}.Defaults()
+	if o.Channel == "" {
+		o.Channel = "stable"
+	}
+	if o.Compatible == "" {
+		o.Compatible = DefaultCompatible
+	}
+	if o.HealthDeadline == 0 {
+		o.HealthDeadline = 2 * time.Minute
+	}
+	if o.Epoch.IsZero() {
+		o.Epoch = time.Now().UTC().Truncate(time.Second)
+	}
+	if o.Counter == 0 {
+		return nil, errors.New("release counter must be at least 1")
+	}
+	if err := release.ValidVersion(o.Version); err != nil {
+		return nil, err
+	}
+	// Open the repository first: a missing key or repository fails before
+	// minutes of image building.
+	repo, err := publish.Open(o.Repo, o.Keys, publish.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("repository: %w", err)
+	}
+	if st, err := os.Lstat(filepath.Join(o.BootDir, CmdlineFile)); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("boot directory %s has no %s (a regular file)", o.BootDir, CmdlineFile)
+	}
+	workDir := o.WorkDir
+	if workDir == "" {
+		workDir = filepath.Dir(filepath.Clean(o.Repo))
+	}
+	work, err := os.MkdirTemp(workDir, ".release-"+o.Version+"-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	logf("staging root file system from %s", o.RootFS)
+	rootTree, err := Stage(ctx, o.RootFS, filepath.Join(work, "root"), StageOptions{Epoch: o.Epoch, MaxBytes: layout.RootSize})
+	if err != nil {
+		return nil, fmt.Errorf("root file system: %w", err)
+	}
+	logf("making root ext4 (%s, no journal)", FormatSize(layout.RootSize))
+	rootImg := filepath.Join(work, "rootfs.ext4")
+	if err := BuildExt4(ctx, rootTree.Dir, rootImg, layout.RootSize, Ext4Options{Label: "rootfs", Epoch: o.Epoch}); err != nil {
+		return nil, fmt.Errorf("root file system: %w", err)
+	}
+	rootImage, err := hashFile(rootImg)
+	if err != nil {
+		return nil, err
+	}
+
+	logf("staging boot files from %s", o.BootDir)
+	bootDir := filepath.Join(work, "boot")
+	if _, err := Stage(ctx, o.BootDir, bootDir, StageOptions{Epoch: o.Epoch, MaxBytes: layout.BootSize, IgnoreOwners: true}); err != nil {
+		return nil, fmt.Errorf("boot files: %w", err)
+	}
+	cmdline, err := readCmdline(bootDir)
+	if err != nil {
+		return nil, fmt.Errorf("boot files: %w", err)
+	}
+	if cmdline, err = SetCmdlineRoot(cmdline, RootPlaceholder); err != nil {
+		return nil, fmt.Errorf("boot files: %w", err)
+	}
+	info := sdcard.SlotInfo{Version: o.Version, Counter: o.Counter, Compatible: o.Compatible, RootSHA256: rootImage.SHA256, RootSize: rootImage.Size}
+	slotJSON, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeStaged(bootDir, CmdlineFile, cmdline, o.Epoch); err != nil {
+		return nil, err
+	}
+	if err := writeStaged(bootDir, sdcard.SlotInfoFile, append(slotJSON, '\n'), o.Epoch); err != nil {
+		return nil, err
+	}
+	logf("making boot FAT32 (%s)", FormatSize(layout.BootSize))
+	bootImg := filepath.Join(work, "boot.vfat")
+	if err := BuildFAT(ctx, bootDir, bootImg, layout.BootSize, FATOptions{Bits: 32, Label: "BOOT", Epoch: o.Epoch}); err != nil {
+		return nil, fmt.Errorf("boot partition: %w", err)
+	}
+	bootImage, err := hashFile(bootImg)
+	if err != nil {
+		return nil, err
+	}
+
+	m := &release.Manifest{
+		Schema: release.SchemaVersion, Version: o.Version, Counter: o.Counter, Channel: o.Channel,
+		Compatible: o.Compatible, Created: o.Epoch.UTC(),
+		Rootfs: rootImage, Boot: bootImage,
+		HealthChecks: o.HealthChecks, HealthDeadline: release.Duration(o.HealthDeadline),
+		Containers: o.Containers,
+	}
+	files := map[string]string{}
+	for _, p := range []struct{ img, name, forImage string }{
+		{rootImg, "rootfs.ext4.xz", release.ForRootfs},
+		{bootImg, "boot.vfat.xz", release.ForBoot},
+	} {
+		logf("compressing %s", p.name)
+		out := filepath.Join(work, p.name)
+		if err := CompressXZ(ctx, p.img, out); err != nil {
+			return nil, err
+		}
+		sum, err := hashFile(out)
+		if err != nil {
+			return nil, err
+		}
+		target := release.PayloadPath(o.Version, p.name)
+		m.Payloads = append(m.Payloads, release.Payload{Kind: release.KindFull, Target: target, Codec: release.CodecXZ,
+			Size: sum.Size, SHA256: sum.SHA256, For: p.forImage})
+		files[target] = out
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	logf("publishing %s (counter %d) into %s", o.Version, o.Counter, o.Repo)
+	if err := repo.AddRelease(m, files); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// hashFile returns the size and SHA-256 of a file.
+func hashFile(path string) (release.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return release.Image{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return release.Image{}, err
+	}
+	return release.Image{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// XZBlockSize is the block size of payloads: independent blocks let the
+// device decode them in parallel.
+const XZBlockSize = 8 << 20
+
+// CompressXZ compresses src into dst with xz(1): preset 6, independent
+// blocks of XZBlockSize, CRC64 checks. The output depends only on the input
+// (xz's threaded mode writes the same blocks whatever the thread count).
+func CompressXZ(ctx context.Context, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "xz", "-6", "-T0", fmt.Sprintf("--block-size=%d", XZBlockSize), "--check=crc64", "-c")
+	cmd.Stdin, cmd.Stdout = in, out
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return fmt.Errorf("xz %s: %v: %s", filepath.Base(src), err, stderr.String())
+	}
+	return out.Close()
+}
+
+// limitedBuffer keeps the first 4 KiB written to it.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return string(l.b) }
