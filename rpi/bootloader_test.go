@@ -225,3 +225,18 @@ func TestReadCmdline(t *testing.T) {
 		t.Error("ReadCmdline without proc/cmdline succeeded")
 	}
 }
+
+// FuzzCmdlineRoot: any command line splits without panicking, and the root
+// found is one parameter: quotes removed, white space only where quoted.
+func FuzzCmdlineRoot(f *testing.F) {
+	f.Add("console=serial0,115200 root=PARTUUID=1234abcd-05 rootwait")
+	f.Fuzz(func(t *testing.T, s string) {
+		root := CmdlineRoot(s)
+		if strings.Contains(root, `"`) {
+			t.Fatalf("CmdlineRoot(%q) = %q keeps a quote", s, root)
+		}
+		if strings.ContainsAny(root, " \t\n") && !strings.Contains(s, `"`) {
+			t.Fatalf("CmdlineRoot(%q) = %q spans parameters", s, root)
+		}
+	})
+}
