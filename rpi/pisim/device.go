@@ -94,6 +94,9 @@ func Create(dir, image string, opts Options) (*Device, error) {
 	if err := os.Symlink(filepath.Join("..", imageName), filepath.Join(dir, "dev", blk)); err != nil {
 		return nil, fmt.Errorf("create device: %w", err)
 	}
+	if err := mountData(d.Image(), filepath.Join(dir, "data")); err != nil {
+		return nil, fmt.Errorf("create device: %w", err)
+	}
 	st := State{
 		Format:       stateFormat,
 		Model:        b.name,

@@ -26,6 +26,8 @@
 //	DEVICE/proc/cmdline               the booted partition's cmdline.txt
 //	DEVICE/run/                       tmpfs: emptied at every boot and power-off
 //	DEVICE/data/                      the mounted data partition: persists
+//	                                  across boots; create fills it with the
+//	                                  files of the card's ext4 p7
 //
 // proc/ and run/ exist only while the OS runs: they are emptied at power-off
 // and rebuilt at every successful boot.
