@@ -16,6 +16,7 @@ import (
 
 	"github.com/healthguard/gateway-ota/rpi"
 	"github.com/healthguard/gateway-ota/rpi/sdcard"
+	"github.com/healthguard/gateway-ota/updater/trust"
 )
 
 // CmdlineFile is the kernel command line file every boot directory must hold.
@@ -23,13 +24,22 @@ const CmdlineFile = "cmdline.txt"
 
 // DiskOptions describe a card for BuildDisk.
 type DiskOptions struct {
-	Out        string // the card image to write (replaced only on success)
-	RootFS     string // directory or tar archive (plain, gzip or xz)
-	BootDir    string // firmware, kernel, config.txt, cmdline.txt
-	DataDir    string // optional: files for the data partition
-	Version    string // release version, required
-	Compatible string // board id the release is for (empty: "rpi4")
-	Counter    uint64 // release counter for anti-rollback, at least 1
+	Out     string // the card image to write (replaced only on success)
+	RootFS  string // directory or tar archive (plain, gzip or xz)
+	BootDir string // firmware, kernel, config.txt, cmdline.txt
+	DataDir string // optional: files for the data partition
+	// TrustedRoot is the root.json of the update repository (from
+	// `imagebuilder keygen`, or the repository's newest metadata/root.json);
+	// it is installed as ota/trust/root.json on the data partition so the
+	// card can verify updates. Empty: the card cannot update until one is
+	// installed.
+	TrustedRoot string
+	// UpdaterConfig is installed as ota/updater.yaml on the data partition
+	// (server URL, channel, ...). Optional.
+	UpdaterConfig string
+	Version       string // release version, required
+	Compatible    string // board id the release is for (empty: "rpi4")
+	Counter       uint64 // release counter for anti-rollback, at least 1
 	// DiskID is the MBR disk id the PARTUUIDs derive from. Zero: derived
 	// from all the inputs, never zero.
 	DiskID uint32
@@ -123,6 +133,9 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 			return card, fmt.Errorf("data files: %w", err)
 		}
 	} else if err := os.Mkdir(dataDir, 0o755); err != nil {
+		return card, err
+	}
+	if err := installUpdaterFiles(dataDir, o.TrustedRoot, o.UpdaterConfig, o.Epoch); err != nil {
 		return card, err
 	}
 	if err := clampTime(dataDir, o.Epoch); err != nil {
@@ -397,4 +410,33 @@ func copyImage(ctx context.Context, card *os.File, p sdcard.Partition, img strin
 	}
 	h.Sum(sum[:0])
 	return sum, nil
+}
+
+// installUpdaterFiles puts the trusted root and the updater configuration
+// where the on-device updater looks for them: /data/ota/trust/root.json and
+// /data/ota/updater.yaml. The root must be a valid self-signed TUF root.
+func installUpdaterFiles(dataDir, rootJSON, config string, epoch time.Time) error {
+	if rootJSON != "" {
+		b, err := os.ReadFile(rootJSON)
+		if err != nil {
+			return fmt.Errorf("trusted root: %w", err)
+		}
+		store := &trust.Store{Dir: filepath.Join(dataDir, "ota", "trust")}
+		if err := store.InstallRoot(b); err != nil {
+			return fmt.Errorf("trusted root %s: %w", rootJSON, err)
+		}
+	}
+	if config != "" {
+		b, err := os.ReadFile(config)
+		if err != nil {
+			return fmt.Errorf("updater config: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Join(dataDir, "ota"), 0o755); err != nil {
+			return err
+		}
+		if err := writeStaged(filepath.Join(dataDir, "ota"), "updater.yaml", b, epoch); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 var diskFlags struct {
 	rootfs, boot, data, version, compatible, diskID, out string
+	trustedRoot, updaterConfig                           string
 	counter                                              uint64
 	autobootSize, bootSize, rootSize, dataSize           string
 	quiet                                                bool
@@ -35,8 +36,12 @@ Inputs:
   --boot    the boot files: firmware, kernel, config.txt and cmdline.txt
             (required). cmdline.txt must be one line; its root= is replaced
             (or added) with root=PARTUUID=<disk id>-05.
-  --data    optional files for the data partition (device configuration,
-            the trusted root of the update metadata, ...).
+  --data    optional files for the data partition.
+  --trusted-root  the update repository's root.json (imagebuilder keygen
+            writes it): installed as /data/ota/trust/root.json, the trust
+            anchor every update is verified against. Without it the card
+            refuses every update.
+  --updater-config  installed as /data/ota/updater.yaml (server, channel...).
 
 Layout (MBR; each partition starts on a 4 MiB boundary):
   p1 autoboot  FAT16  autoboot.txt, 512 bytes: boot p2, try p3 on tryboot
@@ -78,6 +83,8 @@ func init() {
 	f.StringVar(&diskFlags.rootfs, "rootfs", "", "root file system: directory, .tar, .tar.gz/.tgz or .tar.xz (required)")
 	f.StringVar(&diskFlags.boot, "boot", "", "directory of boot files, with cmdline.txt (required)")
 	f.StringVar(&diskFlags.data, "data", "", "directory of files for the data partition (optional)")
+	f.StringVar(&diskFlags.trustedRoot, "trusted-root", "", "root.json of the update repository, installed as /data/ota/trust/root.json (needed to update)")
+	f.StringVar(&diskFlags.updaterConfig, "updater-config", "", "ota-updater configuration, installed as /data/ota/updater.yaml")
 	f.StringVar(&diskFlags.version, "version", "", "release version recorded in ota-slot.json (required)")
 	f.StringVar(&diskFlags.compatible, "compatible", imagebuilder.DefaultCompatible, "board id the release is for")
 	f.Uint64Var(&diskFlags.counter, "counter", 1, "release counter, for anti-rollback (at least 1)")
@@ -104,7 +111,7 @@ func runDisk(cmd *cobra.Command, _ []string) error {
 		return usageErrorf("--counter must be at least 1")
 	}
 	o := imagebuilder.DiskOptions{
-		Out: fl.out, RootFS: fl.rootfs, BootDir: fl.boot, DataDir: fl.data,
+		Out: fl.out, RootFS: fl.rootfs, BootDir: fl.boot, DataDir: fl.data, TrustedRoot: fl.trustedRoot, UpdaterConfig: fl.updaterConfig,
 		Version: fl.version, Compatible: fl.compatible, Counter: fl.counter,
 	}
 	if fl.diskID != "" {
