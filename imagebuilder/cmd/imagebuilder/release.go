@@ -82,7 +82,9 @@ SOURCE_DATE_EPOCH, if set, makes the images reproducible.`,
 			o.Epoch = time.Unix(sec, 0)
 		}
 		if !f.quiet {
-			o.Logf = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), "imagebuilder: "+format+"\n", args...) }
+			o.Logf = func(format string, args ...any) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "imagebuilder: "+format+"\n", args...)
+			}
 		}
 		m, err := imagebuilder.BuildRelease(cmd.Context(), o)
 		if err != nil {
