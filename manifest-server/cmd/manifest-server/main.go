@@ -1,0 +1,35 @@
+// Command manifest-server serves an update repository to gateways and
+// keeps track of them: `serve` hosts the repository directory and takes
+// device status reports into an embedded database, `devices` lists what
+// the database knows. Each subcommand registers itself on rootCmd from its
+// own file.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+var rootCmd = &cobra.Command{
+	Use:   "manifest-server",
+	Short: "Host the update repository and track the gateways",
+	Long: `manifest-server hosts the signed update repository that imagebuilder
+publishes (a directory of plain files: metadata/ and targets/) and records the
+status reports the gateways send.
+
+The repository works from any static web server; "manifest-server serve" is one
+with extras: it re-signs the short-lived timestamp metadata before it expires
+and accepts signed device reports into an SQLite database, which
+"manifest-server devices" lists.`,
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+func main() {
+	if err := rootCmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "manifest-server:", err)
+		os.Exit(1)
+	}
+}
