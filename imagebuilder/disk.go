@@ -37,9 +37,12 @@ type DiskOptions struct {
 	// UpdaterConfig is installed as ota/updater.yaml on the data partition
 	// (server URL, channel, ...). Optional.
 	UpdaterConfig string
-	Version       string // release version, required
-	Compatible    string // board id the release is for (empty: "rpi4")
-	Counter       uint64 // release counter for anti-rollback, at least 1
+	// BothSlots installs the release in slot B too (a factory image whose
+	// two slots start out equal), instead of leaving slot B blank.
+	BothSlots  bool
+	Version    string // release version, required
+	Compatible string // board id the release is for (empty: "rpi4")
+	Counter    uint64 // release counter for anti-rollback, at least 1
 	// DiskID is the MBR disk id the PARTUUIDs derive from. Zero: derived
 	// from all the inputs, never zero.
 	DiskID uint32
@@ -180,7 +183,6 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	if err != nil {
 		return card, err
 	}
-	os.Remove(rootImg)
 
 	info := sdcard.SlotInfo{Version: o.Version, Counter: o.Counter, Compatible: o.Compatible,
 		RootSHA256: hex.EncodeToString(sum[:]), RootSize: layout.RootSize}
@@ -217,6 +219,27 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	if err := clampTime(emptyDir, o.Epoch); err != nil {
 		return card, err
 	}
+	bootB, bootBWhat := emptyDir, "boot B (empty)"
+	if o.BothSlots {
+		logf("writing root B (p%d), a copy of root A", sdcard.PartRootB)
+		if _, err := copyImage(ctx, f, part(sdcard.PartRootB), rootImg); err != nil {
+			return card, err
+		}
+		bootB, bootBWhat = filepath.Join(work, "bootB"), "boot B"
+		if _, err := Stage(ctx, o.BootDir, bootB, StageOptions{Epoch: o.Epoch, MaxBytes: layout.BootSize, IgnoreOwners: true}); err != nil {
+			return card, fmt.Errorf("boot files: %w", err)
+		}
+		cmdlineB, err := SetCmdlineRoot(cmdline, "PARTUUID="+sdcard.PartUUID(diskID, sdcard.PartRootB))
+		if err != nil {
+			return card, err
+		}
+		if err := writeStaged(bootB, CmdlineFile, cmdlineB, o.Epoch); err != nil {
+			return card, err
+		}
+		if err := writeStaged(bootB, sdcard.SlotInfoFile, append(slotJSON, '\n'), o.Epoch); err != nil {
+			return card, err
+		}
+	}
 
 	fats := []struct {
 		n     int
@@ -226,7 +249,7 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 		label string
 	}{
 		{sdcard.PartBootA, "boot A", bootDir, 32, "BOOT-A"},
-		{sdcard.PartBootB, "boot B (empty)", emptyDir, 32, "BOOT-B"},
+		{sdcard.PartBootB, bootBWhat, bootB, 32, "BOOT-B"},
 		{sdcard.PartAutoboot, "autoboot", autobootDir, 16, "AUTOBOOT"},
 	}
 	for _, fat := range fats {

@@ -18,7 +18,7 @@ var diskFlags struct {
 	trustedRoot, updaterConfig                           string
 	counter                                              uint64
 	autobootSize, bootSize, rootSize, dataSize           string
-	quiet                                                bool
+	quiet, bothSlots                                     bool
 }
 
 var diskCmd = &cobra.Command{
@@ -47,10 +47,11 @@ Layout (MBR; each partition starts on a 4 MiB boundary):
   p1 autoboot  FAT16  autoboot.txt, 512 bytes: boot p2, try p3 on tryboot
   p2 boot A    FAT32  the boot files, and ota-slot.json recording version,
                       counter, board id and the sha256 and size of p5
-  p3 boot B    FAT32  empty
+  p3 boot B    FAT32  empty (with --both-slots: the same release, root= -06)
   p4 extended         holds p5..p7
   p5 root A    ext4   the root file system, no journal (mounted read-only)
-  p6 root B           left zero: the first update writes it
+  p6 root B           left zero: the first update writes it (--both-slots:
+                      a copy of p5)
   p7 data      ext4   journal, label "data"
 The image file is sparse; write it with a tool that keeps it so
 (dd conv=sparse, bmaptool) or any card writer.
@@ -95,6 +96,7 @@ func init() {
 	f.StringVar(&diskFlags.dataSize, "data-size", "256M", "size of the data partition p7 (it grows on first boot)")
 	f.StringVar(&diskFlags.out, "out", "", "card image to write (required)")
 	f.BoolVarP(&diskFlags.quiet, "quiet", "q", false, "do not print progress to stderr")
+	f.BoolVar(&diskFlags.bothSlots, "both-slots", false, "install the release in slot B too, instead of leaving it blank")
 	rootCmd.AddCommand(diskCmd)
 }
 
@@ -111,7 +113,7 @@ func runDisk(cmd *cobra.Command, _ []string) error {
 		return usageErrorf("--counter must be at least 1")
 	}
 	o := imagebuilder.DiskOptions{
-		Out: fl.out, RootFS: fl.rootfs, BootDir: fl.boot, DataDir: fl.data, TrustedRoot: fl.trustedRoot, UpdaterConfig: fl.updaterConfig,
+		Out: fl.out, RootFS: fl.rootfs, BootDir: fl.boot, DataDir: fl.data, TrustedRoot: fl.trustedRoot, UpdaterConfig: fl.updaterConfig, BothSlots: fl.bothSlots,
 		Version: fl.version, Compatible: fl.compatible, Counter: fl.counter,
 	}
 	if fl.diskID != "" {
