@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	"github.com/healthguard/gateway-ota/updater/health"
@@ -14,10 +15,10 @@ import (
 // The confirmer of a trial boot: run the release's checks under its deadline and
 // commit only if they all passed; otherwise report the reason and reboot.
 func ExampleRun() {
-	starting := 2
+	var starting atomic.Int32
+	starting.Store(2)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if starting > 0 { // the service needs a moment after boot
-			starting--
+		if starting.Add(-1) >= 0 { // the service needs a moment after boot
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 		}
 	}))
