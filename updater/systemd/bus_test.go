@@ -218,8 +218,10 @@ func TestUnitActive(t *testing.T) {
 func TestStopUnits(t *testing.T) {
 	addr := startBus(t)
 	f := newFakeSystemd(t, addr, map[string]string{"app.service": "active", "db.service": "active", "stuck.service": "active", "bad.service": "active"}, false)
+	f.mu.Lock() // the bus handlers read it on their own goroutines
 	f.result["stuck.service"] = "never"
 	f.result["bad.service"] = "failed"
+	f.mu.Unlock()
 
 	if err := StopUnits(context.Background(), []string{"app.service", "unknown.service", "db.service"}, 5*time.Second); err != nil {
 		t.Fatalf("StopUnits: %v", err)
@@ -265,8 +267,8 @@ func TestRebootThroughLogind(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(param)
-	if err != nil || string(got) != TrybootParam {
-		t.Errorf("reboot-param after Reboot(tryboot) = %q, %v; want %q", got, err, TrybootParam)
+	if want := "0 tryboot\n"; err != nil || string(got) != want {
+		t.Errorf("reboot-param after Reboot(tryboot) = %q, %v; want %q", got, err, want)
 	}
 	if err := Reboot(context.Background(), false); err != nil {
 		t.Fatal(err)
@@ -328,8 +330,8 @@ func TestSetRebootParam(t *testing.T) {
 		t.Errorf("mode: got %v, want %v", got, want)
 	}
 	got, _ := os.ReadFile(path)
-	if string(got) != "0 tryboot" {
-		t.Errorf("content: got %q, want %q", got, "0 tryboot")
+	if string(got) != "0 tryboot\n" {
+		t.Errorf("content: got %q, want %q", got, "0 tryboot\n")
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {

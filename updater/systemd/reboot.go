@@ -4,26 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"github.com/healthguard/gateway-ota/rpi"
 )
-
-// TrybootParam is the reboot argument that asks the Raspberry Pi firmware for one
-// trial boot. The kernel looks for " tryboot" with the leading space, hence the "0".
-const TrybootParam = "0 tryboot"
 
 // rebootParamFile is where systemd-shutdown reads the argument of the final reboot
 // system call (what `systemctl reboot --reboot-argument=` writes).
-var rebootParamFile = "/run/systemd/reboot-param" // for testing
+var rebootParamFile = "/" + rpi.RebootParamFile // for testing
 
 // Reboot asks systemd for an orderly reboot: services stop in dependency order, file
 // systems are unmounted, then the kernel reboots. With tryboot it first writes
-// TrybootParam to /run/systemd/reboot-param; without, it removes a parameter left
-// there, so a rollback reboot cannot turn into a trial. If the reboot request itself
-// fails, a parameter it wrote is removed again.
+// rpi.TrybootRebootArgument ("0 tryboot") to /run/systemd/reboot-param, the way
+// rpi.RebootParam arms a trial; without, it removes a parameter left there, so a
+// rollback reboot cannot turn into a trial. So a caller that armed through
+// rpi.RebootParam must still pass tryboot=true. A flag armed through the firmware
+// mailbox (rpi.Mailbox) is not touched either way. If the reboot request itself
+// fails, a parameter Reboot wrote is removed again.
 //
 // The request goes to logind (org.freedesktop.login1.Manager.Reboot, what systemctl
 // reboot uses; it honours delay inhibitors) and, if logind is not running, to the
@@ -43,39 +41,13 @@ func Reboot(ctx context.Context, tryboot bool) error {
 	return err
 }
 
-// setRebootParam writes TrybootParam to path (through a temporary file and a rename,
-// so a reader never sees half of it) or removes path.
+// setRebootParam writes the tryboot argument to path or removes path.
 func setRebootParam(path string, tryboot bool) error {
-	if !tryboot {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("clear reboot parameter: %w", err)
-		}
-		return nil
+	p := rpi.RebootParam{Path: path}
+	if tryboot {
+		return p.Arm()
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write reboot parameter: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".reboot-param-*")
-	if err != nil {
-		return fmt.Errorf("write reboot parameter: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.WriteString(TrybootParam)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write reboot parameter: %w", err)
-	}
-	return nil
+	return p.Disarm()
 }
 
 func requestReboot(ctx context.Context) error {
