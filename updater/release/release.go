@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -43,13 +44,24 @@ var ErrInvalid = errors.New("invalid release")
 const (
 	KindFull  = "full"
 	KindDelta = "delta"
+	// KindImages is the container images of the set, embedded for air-gapped sites:
+	// an xz-compressed tar in the format of `docker image save` (manifest.json with
+	// RepoTags, loadable by the engine's image load). Each service's image is tagged
+	// in it as ImagesTag(service.Image). Its For is ForImages.
+	KindImages = "images"
 )
 
 // What a payload produces.
 const (
 	ForRootfs = "rootfs"
 	ForBoot   = "boot"
+	// ForImages is the container images of the set (payload KindImages).
+	ForImages = "images"
 )
+
+// ImagesPayloadName is the file name of the embedded images payload, published as
+// PayloadPath(version, ImagesPayloadName).
+const ImagesPayloadName = "images.tar.xz"
 
 // CodecXZ names xz compression (the only codec so far). The codec is named in every
 // payload so another can follow without a schema change.
@@ -73,12 +85,13 @@ type Manifest struct {
 	Created    time.Time `json:"created"`
 
 	// Rootfs is the uncompressed slot image the root partition must hold.
-	Rootfs Image `json:"rootfs"`
+	Rootfs Image `json:"rootfs,omitzero"`
 	// Boot is the uncompressed boot partition image.
-	Boot Image `json:"boot"`
+	Boot Image `json:"boot,omitzero"`
 	// Payloads carry Rootfs and Boot to the device. There is at least one full
 	// payload for each, so a device can always fall back to a full install (P3).
-	Payloads []Payload `json:"payloads"`
+	// A container-only release has none.
+	Payloads []Payload `json:"payloads,omitempty"`
 
 	// HealthChecks all must pass within HealthDeadline on the trial boot.
 	HealthChecks   []HealthCheck `json:"health_checks,omitempty"`
@@ -86,6 +99,15 @@ type Manifest struct {
 
 	// Containers is the container set, pinned by digest; nil for none.
 	Containers *ContainerSet `json:"containers,omitempty"`
+	// MinOSCounter is, for a container-only release, the lowest counter of the OS
+	// release the set needs (C4); 0 for none.
+	MinOSCounter uint64 `json:"min_os_counter,omitempty"`
+}
+
+// ContainerOnly reports a release that updates only the container set: no slot
+// images, no payloads. The device switches containers without a reboot.
+func (m *Manifest) ContainerOnly() bool {
+	return m.Rootfs.Size == 0 && len(m.Payloads) == 0 && m.Containers != nil
 }
 
 // Image is the content of a partition after installation.
@@ -137,17 +159,118 @@ const DefaultCheckTimeout = 5 * time.Second
 // MaxHealthDeadline bounds HealthDeadline: the trial boot must end.
 const MaxHealthDeadline = time.Hour
 
-// ContainerSet is the containers a release runs. A later issue fills it in; for now
-// it pins images by digest so a tag move cannot change what runs (C1).
+// ContainerSet is the containers a release runs. Every image is pinned by digest, so
+// a moved tag or a tampered registry cannot change what runs (C1, S7).
 type ContainerSet struct {
 	Services []Service `json:"services"`
+	// Strategy of a container-only update: StrategyDownloadThenKill (the default when
+	// empty), StrategyKillThenDownload or StrategyHandOver. An OS release starts its
+	// set on the trial boot and ignores it.
+	Strategy string `json:"strategy,omitempty"`
 }
+
+// Container-only update strategies, as balena defines them.
+const (
+	// StrategyDownloadThenKill fetches every new image, then stops the old
+	// containers gracefully and starts the new ones (the default).
+	StrategyDownloadThenKill = "download-then-kill"
+	// StrategyKillThenDownload stops the old containers and removes their images
+	// before fetching, for devices short of disk.
+	StrategyKillThenDownload = "kill-then-download"
+	// StrategyHandOver starts a new container before its old one stops, for the
+	// services marked HandOver; the others switch as with download-then-kill.
+	StrategyHandOver = "hand-over"
+)
+
+// Restart policies of a service (Docker's). Empty means RestartNo.
+const (
+	RestartNo            = "no"
+	RestartAlways        = "always"
+	RestartUnlessStopped = "unless-stopped"
+	RestartOnFailure     = "on-failure"
+)
+
+// Container health check kinds.
+const (
+	// ContainerHealthDocker is Docker's own health check: the image's HEALTHCHECK,
+	// or Command in Docker's form (["CMD", argv...] or ["CMD-SHELL", "cmd"]) when set.
+	ContainerHealthDocker = "docker"
+	// ContainerHealthHTTP wants a 2xx from URL, fetched by the updater on the host.
+	ContainerHealthHTTP = "http"
+	// ContainerHealthTCP wants a TCP connection to Address, made on the host.
+	ContainerHealthTCP = "tcp"
+	// ContainerHealthExec runs Command (argv, no shell) inside the container;
+	// exit status 0 passes.
+	ContainerHealthExec = "exec"
+)
+
+// DefaultStopTimeout is the graceful stop time of a service whose StopTimeout is 0:
+// SIGTERM, then SIGKILL after it.
+const DefaultStopTimeout = 10 * time.Second
+
+// MaxStopTimeout bounds a service's StopTimeout.
+const MaxStopTimeout = 10 * time.Minute
 
 // Service is one container of the set.
 type Service struct {
+	// Name is the service name, [a-z0-9_-].
 	Name string `json:"name"`
-	// Image is a reference that contains "@sha256:<64 hex>".
+	// Image is "<registry>/<repo>@sha256:<64 hex>"; a tag may precede the digest
+	// (repo:tag@sha256:...), the digest rules.
 	Image string `json:"image"`
+	// Command replaces the image's CMD when set.
+	Command []string `json:"command,omitempty"`
+	// Env is the container's environment.
+	Env map[string]string `json:"env,omitempty"`
+	// Ports published on the host.
+	Ports []Port `json:"ports,omitempty"`
+	// Volumes mounted into the container.
+	Volumes []Volume `json:"volumes,omitempty"`
+	// Restart is a Restart* policy; empty means RestartNo.
+	Restart string `json:"restart,omitempty"`
+	// Health proves the container healthy; nil means "running" is enough.
+	Health *ContainerHealth `json:"health,omitempty"`
+	// StopTimeout is the graceful stop time; 0 means DefaultStopTimeout.
+	StopTimeout Duration `json:"stop_timeout,omitempty"`
+	// HandOver says the service tolerates its old and new containers running at
+	// once (StrategyHandOver only).
+	HandOver bool `json:"hand_over,omitempty"`
+}
+
+// Port is one published port. Protocol is "tcp" (also when empty) or "udp"; HostIP
+// empty binds every address.
+type Port struct {
+	Host      int    `json:"host"`
+	Container int    `json:"container"`
+	Protocol  string `json:"protocol,omitempty"`
+	HostIP    string `json:"host_ip,omitempty"`
+}
+
+// Volume is one mount. Source is a named volume ([a-zA-Z0-9][a-zA-Z0-9_.-]*) or an
+// absolute host path (a bind mount); Target is an absolute path in the container.
+type Volume struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	// Backup asks for a snapshot of the volume before a switch, restored on
+	// rollback (F8, C3).
+	Backup bool `json:"backup,omitempty"`
+}
+
+// ContainerHealth is how a service proves itself healthy. Only the fields of its Kind
+// are set; the durations and Retries tune the probe (0 means the device's default).
+type ContainerHealth struct {
+	Kind string `json:"kind"`
+	// URL for ContainerHealthHTTP.
+	URL string `json:"url,omitempty"`
+	// Address host:port for ContainerHealthTCP.
+	Address string `json:"address,omitempty"`
+	// Command for ContainerHealthExec, or Docker's test for ContainerHealthDocker.
+	Command     []string `json:"command,omitempty"`
+	Interval    Duration `json:"interval,omitempty"`
+	Timeout     Duration `json:"timeout,omitempty"`
+	StartPeriod Duration `json:"start_period,omitempty"`
+	Retries     int      `json:"retries,omitempty"`
 }
 
 // Summary is what a release's target entry carries in its "custom" field.
@@ -286,4 +409,32 @@ func (m *Manifest) DeltaPayload(forImage, baseSHA256 string) (Payload, bool) {
 		}
 	}
 	return Payload{}, false
+}
+
+// ImageDigest splits a pinned image reference "name[:tag]@sha256:<hex>" into its
+// name (without tag) and its digest "sha256:<hex>". ok is false for a reference that
+// is not pinned.
+func ImageDigest(ref string) (name, digest string, ok bool) {
+	i := strings.LastIndex(ref, "@sha256:")
+	if i <= 0 || ValidSHA256(ref[i+len("@sha256:"):]) != nil {
+		return "", "", false
+	}
+	name, digest = ref[:i], ref[i+1:]
+	// A tag follows the last ":" after the last "/" (a registry port precedes it).
+	if j := strings.LastIndexByte(name, ':'); j > strings.LastIndexByte(name, '/') {
+		name = name[:j]
+	}
+	return name, digest, true
+}
+
+// ImagesTag is the tag under which the embedded images payload (KindImages) carries
+// the image a service pins: "<name>:sha256-<hex>". Docker's image load keeps tags but
+// not registry digests, so the digest travels in the tag; the payload's signed hash
+// binds the tar, whose layers and config the engine checks by content address.
+func ImagesTag(ref string) (string, bool) {
+	name, digest, ok := ImageDigest(ref)
+	if !ok {
+		return "", false
+	}
+	return name + ":sha256-" + strings.TrimPrefix(digest, "sha256:"), true
 }

@@ -44,16 +44,70 @@ func sample() *Manifest {
 		HealthDeadline: Duration(2 * time.Minute),
 		Containers: &ContainerSet{Services: []Service{
 			{Name: "app", Image: "registry.example.com/app@sha256:" + hashA},
+			{
+				Name:    "mqtt-bridge",
+				Image:   "127.0.0.1:5000/healthguard/mqtt-bridge:1.2.0@sha256:" + hashB,
+				Command: []string{"/bridge", "--listen", ":8080"},
+				Env:     map[string]string{"LOG_LEVEL": "debug", "BROKER": "tcp://127.0.0.1:1883"},
+				Ports: []Port{
+					{Host: 8080, Container: 8080, Protocol: "tcp", HostIP: "127.0.0.1"},
+					{Host: 5683, Container: 5683, Protocol: "udp"},
+				},
+				Volumes: []Volume{
+					{Source: "bridge-state", Target: "/var/lib/bridge", Backup: true},
+					{Source: "/etc/ssl/certs", Target: "/etc/ssl/certs", ReadOnly: true},
+				},
+				Restart: RestartUnlessStopped,
+				Health: &ContainerHealth{Kind: ContainerHealthHTTP, URL: "http://127.0.0.1:8080/healthz",
+					Interval: Duration(2 * time.Second), Timeout: Duration(time.Second), StartPeriod: Duration(5 * time.Second), Retries: 3},
+				StopTimeout: Duration(20 * time.Second),
+			},
 		}},
 	}
 }
 
+// sampleContainerOnly is a container-only release that passes Validate.
+func sampleContainerOnly() *Manifest {
+	return &Manifest{
+		Schema:     SchemaVersion,
+		Version:    "2.1.1",
+		Counter:    22,
+		Channel:    "stable",
+		Compatible: "rpi4",
+		Created:    time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC),
+		Containers: &ContainerSet{
+			Strategy: StrategyHandOver,
+			Services: []Service{
+				{Name: "app", Image: "registry.example.com/app:2@sha256:" + hashA, HandOver: true,
+					Health: &ContainerHealth{Kind: ContainerHealthDocker}},
+				{Name: "db", Image: "registry.example.com/db@sha256:" + hashB,
+					Health: &ContainerHealth{Kind: ContainerHealthExec, Command: []string{"/bin/check"}}},
+				{Name: "mqtt", Image: "mqtt@sha256:" + hashB,
+					Health: &ContainerHealth{Kind: ContainerHealthTCP, Address: "127.0.0.1:1883"}},
+			},
+		},
+		MinOSCounter: 21,
+	}
+}
+
 func TestMarshalGolden(t *testing.T) {
+	for _, tt := range []struct {
+		golden string
+		sample func() *Manifest
+	}{
+		{"release.golden.json", sample},
+		{"container-only.golden.json", sampleContainerOnly},
+	} {
+		t.Run(tt.golden, func(t *testing.T) { testGolden(t, tt.golden, tt.sample) })
+	}
+}
+
+func testGolden(t *testing.T, name string, sample func() *Manifest) {
 	got, err := sample().Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "release.golden.json")
+	golden := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -130,6 +184,74 @@ func TestValidateRejects(t *testing.T) {
 		{"service twice", func(m *Manifest) {
 			m.Containers.Services = append(m.Containers.Services, m.Containers.Services[0])
 		}},
+		{"image space", func(m *Manifest) { m.Containers.Services[0].Image = "app x@sha256:" + hashA }},
+		{"image option", func(m *Manifest) { m.Containers.Services[0].Image = "-app@sha256:" + hashA }},
+		{"image no name", func(m *Manifest) { m.Containers.Services[0].Image = "@sha256:" + hashA }},
+		{"service name upper", func(m *Manifest) { m.Containers.Services[0].Name = "App" }},
+		{"strategy unknown", func(m *Manifest) { m.Containers.Strategy = "yolo" }},
+		{"hand over without strategy", func(m *Manifest) { m.Containers.Services[1].HandOver = true }},
+		{"command empty", func(m *Manifest) { m.Containers.Services[1].Command = []string{} }},
+		{"command NUL", func(m *Manifest) { m.Containers.Services[1].Command = []string{"a\x00"} }},
+		{"env empty", func(m *Manifest) { m.Containers.Services[1].Env = map[string]string{} }},
+		{"env key equals", func(m *Manifest) { m.Containers.Services[1].Env["A=B"] = "x" }},
+		{"env key digit", func(m *Manifest) { m.Containers.Services[1].Env["1A"] = "x" }},
+		{"env key empty", func(m *Manifest) { m.Containers.Services[1].Env[""] = "x" }},
+		{"env value NUL", func(m *Manifest) { m.Containers.Services[1].Env["A"] = "\x00" }},
+		{"port 0", func(m *Manifest) { m.Containers.Services[1].Ports[0].Host = 0 }},
+		{"port too high", func(m *Manifest) { m.Containers.Services[1].Ports[0].Container = 65536 }},
+		{"port protocol", func(m *Manifest) { m.Containers.Services[1].Ports[0].Protocol = "sctp" }},
+		{"port host ip", func(m *Manifest) { m.Containers.Services[1].Ports[0].HostIP = "localhost" }},
+		{"ports empty", func(m *Manifest) { m.Containers.Services[1].Ports = []Port{} }},
+		{"volume target relative", func(m *Manifest) { m.Containers.Services[1].Volumes[0].Target = "data" }},
+		{"volume target unclean", func(m *Manifest) { m.Containers.Services[1].Volumes[0].Target = "/data/../etc" }},
+		{"volume target root", func(m *Manifest) { m.Containers.Services[1].Volumes[0].Target = "/" }},
+		{"volume source dotdot", func(m *Manifest) { m.Containers.Services[1].Volumes[0].Source = "../etc" }},
+		{"volume source unclean", func(m *Manifest) { m.Containers.Services[1].Volumes[1].Source = "/etc//ssl" }},
+		{"volume source underscore first", func(m *Manifest) { m.Containers.Services[1].Volumes[0].Source = "_x" }},
+		{"volume source empty", func(m *Manifest) { m.Containers.Services[1].Volumes[0].Source = "" }},
+		{"volume target twice", func(m *Manifest) {
+			m.Containers.Services[1].Volumes[1].Target = m.Containers.Services[1].Volumes[0].Target
+		}},
+		{"restart unknown", func(m *Manifest) { m.Containers.Services[1].Restart = "sometimes" }},
+		{"stop timeout negative", func(m *Manifest) { m.Containers.Services[1].StopTimeout = Duration(-time.Second) }},
+		{"stop timeout huge", func(m *Manifest) { m.Containers.Services[1].StopTimeout = Duration(time.Hour) }},
+		{"health kind", func(m *Manifest) { m.Containers.Services[1].Health.Kind = "ping" }},
+		{"health http scheme", func(m *Manifest) { m.Containers.Services[1].Health.URL = "ftp://x/" }},
+		{"health http with command", func(m *Manifest) { m.Containers.Services[1].Health.Command = []string{"x"} }},
+		{"health retries", func(m *Manifest) { m.Containers.Services[1].Health.Retries = -1 }},
+		{"health interval", func(m *Manifest) { m.Containers.Services[1].Health.Interval = Duration(-1) }},
+		{"health tcp", func(m *Manifest) {
+			m.Containers.Services[1].Health = &ContainerHealth{Kind: ContainerHealthTCP, Address: "x"}
+		}},
+		{"health exec empty", func(m *Manifest) {
+			m.Containers.Services[1].Health = &ContainerHealth{Kind: ContainerHealthExec}
+		}},
+		{"health docker test", func(m *Manifest) {
+			m.Containers.Services[1].Health = &ContainerHealth{Kind: ContainerHealthDocker, Command: []string{"curl"}}
+		}},
+		{"min os counter on OS release", func(m *Manifest) { m.MinOSCounter = 1 }},
+		{"images payload without containers", func(m *Manifest) {
+			m.Containers = nil
+			m.Payloads = append(m.Payloads, imagesPayload())
+		}},
+		{"images payload twice", func(m *Manifest) {
+			p := imagesPayload()
+			p.Target += "2"
+			m.Payloads = append(m.Payloads, imagesPayload(), p)
+		}},
+		{"images kind for rootfs", func(m *Manifest) {
+			p := imagesPayload()
+			p.For = ForRootfs
+			m.Payloads = append(m.Payloads, p)
+		}},
+		{"images with base", func(m *Manifest) {
+			p := imagesPayload()
+			p.From, p.FromSHA256 = "2.0.0", hashA
+			m.Payloads = append(m.Payloads, p)
+		}},
+		{"neither images nor containers", func(m *Manifest) {
+			m.Rootfs, m.Boot, m.Payloads, m.Containers = Image{}, Image{}, nil, nil
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,6 +265,97 @@ func TestValidateRejects(t *testing.T) {
 				t.Errorf("Marshal accepted an invalid manifest")
 			}
 		})
+	}
+}
+
+func imagesPayload() Payload {
+	return Payload{Kind: KindImages, Target: PayloadPath("2.1.0", ImagesPayloadName), Codec: CodecXZ, Size: 1 << 20, SHA256: hashA, For: ForImages}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(m *Manifest)
+	}{
+		{"images payload", func(m *Manifest) { m.Payloads = append(m.Payloads, imagesPayload()) }},
+		{"OS release without containers", func(m *Manifest) { m.Containers = nil }},
+		{"docker test override", func(m *Manifest) {
+			m.Containers.Services[1].Health = &ContainerHealth{Kind: ContainerHealthDocker, Command: []string{"CMD-SHELL", "curl -f localhost"}}
+		}},
+		{"ipv6 host ip", func(m *Manifest) { m.Containers.Services[1].Ports[0].HostIP = "::1" }},
+		{"empty protocol", func(m *Manifest) { m.Containers.Services[1].Ports[0].Protocol = "" }},
+		{"kill-then-download", func(m *Manifest) { m.Containers.Strategy = StrategyKillThenDownload }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := sample()
+			tt.mutate(m)
+			if err := m.Validate(); err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestContainerOnly(t *testing.T) {
+	if sample().ContainerOnly() {
+		t.Errorf("OS release reports ContainerOnly")
+	}
+	m := sampleContainerOnly()
+	if !m.ContainerOnly() {
+		t.Fatalf("container-only release does not report ContainerOnly")
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"rootfs"`, `"boot"`, `"payloads"`} {
+		if bytes.Contains(b, []byte(key)) {
+			t.Errorf("container-only manifest mentions %s:\n%s", key, b)
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(m *Manifest)
+	}{
+		{"no services", func(m *Manifest) { m.Containers.Services = nil }},
+		{"boot image", func(m *Manifest) { m.Boot = Image{Size: 1, SHA256: hashA} }},
+		{"rootfs hash only", func(m *Manifest) { m.Rootfs.SHA256 = hashA }},
+		{"empty payload list", func(m *Manifest) { m.Payloads = []Payload{} }},
+		{"min os counter not below counter", func(m *Manifest) { m.MinOSCounter = m.Counter }},
+		{"hand over with other strategy", func(m *Manifest) { m.Containers.Strategy = StrategyDownloadThenKill }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := sampleContainerOnly()
+			tt.mutate(m)
+			if err := m.Validate(); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Validate() = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestImageDigest(t *testing.T) {
+	const d = "sha256:" + hashA
+	tests := []struct {
+		ref, name, tag string
+		ok             bool
+	}{
+		{"app@" + d, "app", "app:sha256-" + hashA, true},
+		{"127.0.0.1:5000/a/b:1.2.0@" + d, "127.0.0.1:5000/a/b", "127.0.0.1:5000/a/b:sha256-" + hashA, true},
+		{"127.0.0.1:5000/a/b@" + d, "127.0.0.1:5000/a/b", "127.0.0.1:5000/a/b:sha256-" + hashA, true},
+		{"app:1.0", "", "", false},
+		{"app@sha256:abc", "", "", false},
+	}
+	for _, tt := range tests {
+		name, digest, ok := ImageDigest(tt.ref)
+		if name != tt.name || ok != tt.ok || (ok && digest != d) {
+			t.Errorf("ImageDigest(%q) = %q, %q, %v; want %q, %q, %v", tt.ref, name, digest, ok, tt.name, d, tt.ok)
+		}
+		if tag, _ := ImagesTag(tt.ref); tag != tt.tag {
+			t.Errorf("ImagesTag(%q) = %q, want %q", tt.ref, tag, tt.tag)
+		}
 	}
 }
 
@@ -234,6 +447,11 @@ func FuzzParseManifest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	co, err := sampleContainerOnly().Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(co)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseManifest(data)
 		if err != nil {

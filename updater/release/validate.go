@@ -117,28 +117,19 @@ func (m *Manifest) Validate() error {
 	if m.Created.IsZero() {
 		return fmt.Errorf("%w: created time missing", ErrInvalid)
 	}
-	if err := m.Rootfs.validate("rootfs"); err != nil {
-		return err
-	}
-	if err := m.Boot.validate("boot"); err != nil {
-		return err
-	}
-	if len(m.Payloads) == 0 || len(m.Payloads) > 64 {
-		return fmt.Errorf("%w: %d payloads, want 1..64", ErrInvalid, len(m.Payloads))
-	}
-	seen := map[string]bool{}
-	for i, p := range m.Payloads {
-		if err := p.validate(m.Version); err != nil {
-			return fmt.Errorf("payload %d: %w", i, err)
+	if m.ContainerOnly() {
+		if m.Rootfs != (Image{}) || m.Boot != (Image{}) || m.Payloads != nil {
+			return fmt.Errorf("%w: a container-only release has no rootfs, boot or payloads", ErrInvalid)
 		}
-		if seen[p.Target] {
-			return fmt.Errorf("%w: payload %d: target %q listed twice", ErrInvalid, i, p.Target)
+		if len(m.Containers.Services) == 0 {
+			return fmt.Errorf("%w: a container-only release needs at least one service", ErrInvalid)
 		}
-		seen[p.Target] = true
-	}
-	for _, f := range []string{ForRootfs, ForBoot} {
-		if _, ok := m.FullPayload(f); !ok {
-			return fmt.Errorf("%w: no full payload for %s", ErrInvalid, f)
+		if m.MinOSCounter >= m.Counter {
+			return fmt.Errorf("%w: min_os_counter %d must be below the release counter %d", ErrInvalid, m.MinOSCounter, m.Counter)
+		}
+	} else {
+		if err := m.validateOS(); err != nil {
+			return err
 		}
 	}
 	if len(m.HealthChecks) > 64 {
@@ -159,6 +150,49 @@ func (m *Manifest) Validate() error {
 	if m.Containers != nil {
 		if err := m.Containers.validate(); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// validateOS checks the slot images and payloads of a release that is not
+// container-only: a release with neither images nor containers fails here.
+func (m *Manifest) validateOS() error {
+	if err := m.Rootfs.validate("rootfs"); err != nil {
+		return err
+	}
+	if err := m.Boot.validate("boot"); err != nil {
+		return err
+	}
+	if m.MinOSCounter != 0 {
+		return fmt.Errorf("%w: min_os_counter is for container-only releases", ErrInvalid)
+	}
+	if len(m.Payloads) == 0 || len(m.Payloads) > 64 {
+		return fmt.Errorf("%w: %d payloads, want 1..64", ErrInvalid, len(m.Payloads))
+	}
+	seen := map[string]bool{}
+	images := 0
+	for i, p := range m.Payloads {
+		if err := p.validate(m.Version); err != nil {
+			return fmt.Errorf("payload %d: %w", i, err)
+		}
+		if seen[p.Target] {
+			return fmt.Errorf("%w: payload %d: target %q listed twice", ErrInvalid, i, p.Target)
+		}
+		seen[p.Target] = true
+		if p.Kind == KindImages {
+			images++
+		}
+	}
+	if images > 1 {
+		return fmt.Errorf("%w: %d images payloads, want at most 1", ErrInvalid, images)
+	}
+	if images == 1 && (m.Containers == nil || len(m.Containers.Services) == 0) {
+		return fmt.Errorf("%w: an images payload without a container set", ErrInvalid)
+	}
+	for _, f := range []string{ForRootfs, ForBoot} {
+		if _, ok := m.FullPayload(f); !ok {
+			return fmt.Errorf("%w: no full payload for %s", ErrInvalid, f)
 		}
 	}
 	return nil
@@ -187,10 +221,17 @@ func (p Payload) validate(version string) error {
 	if err := ValidSHA256(p.SHA256); err != nil {
 		return err
 	}
-	if p.For != ForRootfs && p.For != ForBoot {
-		return fmt.Errorf("%w: for %q, want %q or %q", ErrInvalid, p.For, ForRootfs, ForBoot)
+	if p.For != ForRootfs && p.For != ForBoot && p.For != ForImages {
+		return fmt.Errorf("%w: for %q, want %q, %q or %q", ErrInvalid, p.For, ForRootfs, ForBoot, ForImages)
+	}
+	if (p.Kind == KindImages) != (p.For == ForImages) {
+		return fmt.Errorf("%w: kind %q with for %q: images go together", ErrInvalid, p.Kind, p.For)
 	}
 	switch p.Kind {
+	case KindImages:
+		if p.From != "" || p.FromSHA256 != "" {
+			return fmt.Errorf("%w: images payload names a base", ErrInvalid)
+		}
 	case KindFull:
 		if p.From != "" || p.FromSHA256 != "" {
 			return fmt.Errorf("%w: full payload names a base", ErrInvalid)
@@ -206,7 +247,7 @@ func (p Payload) validate(version string) error {
 			return fmt.Errorf("delta base: %w", err)
 		}
 	default:
-		return fmt.Errorf("%w: kind %q, want %q or %q", ErrInvalid, p.Kind, KindFull, KindDelta)
+		return fmt.Errorf("%w: kind %q, want %q, %q or %q", ErrInvalid, p.Kind, KindFull, KindDelta, KindImages)
 	}
 	return nil
 }
@@ -302,28 +343,4 @@ func validUnit(u string) error {
 		}
 	}
 	return fmt.Errorf("%w: unit %q has no known suffix", ErrInvalid, u)
-}
-
-func (cs *ContainerSet) validate() error {
-	if len(cs.Services) > 256 {
-		return fmt.Errorf("%w: %d services, limit 256", ErrInvalid, len(cs.Services))
-	}
-	names := map[string]bool{}
-	for _, s := range cs.Services {
-		if err := ident("service name", s.Name); err != nil {
-			return err
-		}
-		if names[s.Name] {
-			return fmt.Errorf("%w: service %q listed twice", ErrInvalid, s.Name)
-		}
-		names[s.Name] = true
-		i := strings.LastIndex(s.Image, "@sha256:")
-		if i <= 0 || strings.ContainsAny(s.Image, " \t\n\x00") || len(s.Image) > 512 {
-			return fmt.Errorf("%w: service %q: image %q is not pinned by @sha256 digest", ErrInvalid, s.Name, s.Image)
-		}
-		if err := ValidSHA256(s.Image[i+len("@sha256:"):]); err != nil {
-			return fmt.Errorf("service %q image digest: %w", s.Name, err)
-		}
-	}
-	return nil
 }
