@@ -8,6 +8,7 @@
 //	POST     /api/v1/reports           a signed report.Report
 //	GET      /api/v1/devices           every device, JSON
 //	GET      /api/v1/devices/{id}/events?limit=N   newest events first, JSON
+//	*        /v2/...                   the OCI registry, when Config.Registry is set
 //
 // The repository is served read-only and exactly as a plain static server
 // would, so devices work the same against nginx or a CDN: Range and
@@ -57,6 +58,9 @@ type Config struct {
 	// may share one address behind NAT). Zero means 50/s and 500.
 	IPRate  float64
 	IPBurst int
+	// Registry, if set, serves the OCI distribution API under /v2/ (see package
+	// manifest-server/registry). Nil leaves /v2/ to the repository (404).
+	Registry http.Handler
 }
 
 // Server is the manifest server's http.Handler.
@@ -96,6 +100,10 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/devices", s.getDevices)
 	s.mux.HandleFunc("GET /api/v1/devices/{id}/events", s.getEvents)
 	s.mux.HandleFunc("/", s.serveRepo)
+	if cfg.Registry != nil {
+		s.mux.Handle("/v2/", cfg.Registry)
+		s.mux.Handle("/v2", cfg.Registry)
+	}
 	return s, nil
 }
 
