@@ -32,6 +32,9 @@ type serveConfig struct {
 	logFormat    string
 	deviceRate   float64
 	deviceBurst  int
+	registry     string
+	noRegistry   bool
+	pushFrom     []string
 }
 
 func init() {
@@ -63,6 +66,15 @@ with the online timestamp key whenever it would expire within --resign-before,
 for --timestamp-expiry more. Without --keys the repository is served as it is
 and someone else must keep the timestamp fresh.
 
+The OCI image registry: /v2/ serves the distribution API, so "docker push
+HOST:PORT/app:1.2.0" and "docker pull" work against this server (Docker talks
+plain HTTP to a registry on 127.0.0.0/8; for others configure it as an
+insecure registry or put TLS in front). Blobs and manifests are stored under
+--registry DIR (default: "registry" beside the database), so a restart loses
+nothing; uploads are checked against their digests and a blob whose bytes no
+longer match is never served. Pulls are open; pushes only from the networks in
+--registry-push-from (default loopback). --no-registry turns it off.
+
 One log line per request goes to stderr ("text" or "json", --log-format).
 SIGTERM or SIGINT stops the server gracefully: it finishes the requests in
 flight (up to 30 s) and closes the database.`,
@@ -82,6 +94,9 @@ flight (up to 30 s) and closes the database.`,
 	f.StringVar(&c.logFormat, "log-format", "text", `log format: "text" or "json"`)
 	f.Float64Var(&c.deviceRate, "device-rate", 1, "reports per second accepted per device on average")
 	f.IntVar(&c.deviceBurst, "device-burst", 30, "reports per device accepted in a burst")
+	f.StringVar(&c.registry, "registry", "", `directory of the OCI registry's blobs and manifests (default: "registry" beside --db)`)
+	f.BoolVar(&c.noRegistry, "no-registry", false, "do not serve the OCI registry under /v2/")
+	f.StringSliceVar(&c.pushFrom, "registry-push-from", []string{"127.0.0.0/8", "::1/128"}, "networks (CIDR) allowed to push to the registry")
 	cmd.MarkFlagRequired("repo")
 	cmd.MarkFlagRequired("db")
 	rootCmd.AddCommand(cmd)
@@ -109,9 +124,16 @@ func runServe(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	defer db.Close()
+	var reg http.Handler
+	if !c.noRegistry {
+		if reg, err = openRegistry(c, log); err != nil {
+			return err
+		}
+	}
 	h, err := server.New(server.Config{
 		Repo: c.repo, DB: db, Logger: log,
 		DeviceRate: c.deviceRate, DeviceBurst: c.deviceBurst,
+		Registry: reg,
 	})
 	if err != nil {
 		return err
