@@ -56,7 +56,7 @@ func TestParseGolden(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	tests := []struct {
-		name, yaml string
+		name, yaml  string
 		unsupported bool
 	}{
 		{"no services", "services: {}\n", false},
