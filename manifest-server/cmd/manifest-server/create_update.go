@@ -200,38 +200,7 @@ func containerSet(ctx context.Context, c createUpdateConfig) (*release.Container
 		}
 		return set.Containers, nil
 	}
-	set := &release.ContainerSet{}
-	seen := map[string]bool{}
-	for _, img := range c.images {
-		n := ServiceName(img)
-		if n == "" || seen[n] {
-			return nil, fmt.Errorf("--docker-image %q: no distinct service name from its repository", img)
-		}
-		seen[n] = true
-		set.Services = append(set.Services, release.Service{Name: n, Image: img, Restart: release.RestartUnlessStopped})
-	}
-	return set, nil
-}
-
-// ServiceName derives a service name from an image reference: the last element of
-// its repository, lowercased, outside [a-z0-9_-] replaced by "-".
-func ServiceName(ref string) string {
-	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
-		ref = ref[:i]
-	}
-	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
-		ref = ref[:i]
-	}
-	ref = ref[strings.LastIndexByte(ref, '/')+1:]
-	var b strings.Builder
-	for _, c := range strings.ToLower(ref) {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
-			b.WriteRune(c)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	return strings.TrimLeft(b.String(), "-_")
+	return compose.FromImages(c.images)
 }
 
 // nextCounter is one above the highest counter among the published releases.

@@ -21,18 +21,6 @@ import (
 	"github.com/healthguard/gateway-ota/updater/release"
 )
 
-func TestServiceName(t *testing.T) {
-	for ref, want := range map[string]string{
-		"healthguard/mqtt-bridge:1.2.0":                                   "mqtt-bridge",
-		"127.0.0.1:5000/a/b/App.Server@sha256:" + strings.Repeat("a", 64): "app-server",
-		"redis": "redis",
-	} {
-		if got := ServiceName(ref); got != want {
-			t.Errorf("ServiceName(%q) = %q, want %q", ref, got, want)
-		}
-	}
-}
-
 // TestCreateUpdate runs the quick start: an image built on this host only, pushed
 // to the registry, pinned, published as a signed container-only release; then a
 // compose release with the next counter.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -161,4 +162,45 @@ func mustTag(t *testing.T, s string) name.Tag {
 		t.Fatal(err)
 	}
 	return tag
+}
+
+// TestSaveLoads: the embedded images payload loads into the real engine under
+// release.ImagesTag, as the image whose config the pinned manifest names.
+func TestSaveLoads(t *testing.T) {
+	c := engine(t)
+	host := newRegistry(t)
+	img, _ := random.Image(256, 1)
+	rnd := make([]byte, 4)
+	rand.Read(rnd)
+	tag := host + "/save-test-" + hex.EncodeToString(rnd) + ":1.0"
+	if err := remote.Write(mustTag(t, tag), img); err != nil {
+		t.Fatal(err)
+	}
+	r := &pin.Resolver{PushTo: host}
+	p, err := r.Pin(context.Background(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(t.TempDir(), "images.tar")
+	f, _ := os.Create(tarPath)
+	if err := r.Save(context.Background(), f, []string{p.Ref}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if out, err := exec.Command("docker", "load", "-i", tarPath).CombinedOutput(); err != nil {
+		t.Fatalf("docker load: %v\n%s", err, out)
+	}
+	loaded, _ := release.ImagesTag(p.Ref)
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", loaded).Run() })
+	got, err := c.ImageInspect(context.Background(), loaded)
+	if err != nil {
+		t.Fatalf("inspect %s after load: %v", loaded, err)
+	}
+	cfg, _ := img.ConfigName()
+	if got.ID != cfg.String() {
+		t.Errorf("loaded image ID %s, want the config digest %s", got.ID, cfg)
+	}
+	if err := r.Save(context.Background(), io.Discard, []string{tag}); err == nil {
+		t.Errorf("Save of an unpinned reference succeeded")
+	}
 }
