@@ -35,9 +35,15 @@ type ReleaseOptions struct {
 	HealthChecks       []release.HealthCheck
 	HealthDeadline     time.Duration // default 2m
 	Containers         *release.ContainerSet
-	Epoch              time.Time // SOURCE_DATE_EPOCH; zero: now
-	WorkDir            string    // staging; empty: a directory beside Repo
-	Logf               func(format string, args ...any)
+	// ImagesTar, if set, is an uncompressed tar of the container set's images in
+	// the format of `docker image save`, each tagged release.ImagesTag(image) (as
+	// pin.Resolver.Save writes it). It is published xz-compressed as the
+	// embedded images payload (release.KindImages, release.ImagesPayloadName) for
+	// air-gapped sites; the device loads it with the engine's image load.
+	ImagesTar string
+	Epoch     time.Time // SOURCE_DATE_EPOCH; zero: now
+	WorkDir   string    // staging; empty: a directory beside Repo
+	Logf      func(format string, args ...any)
 }
 
 // RootPlaceholder is the root= a release's cmdline.txt carries. The device
@@ -147,10 +153,17 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 		Containers: o.Containers,
 	}
 	files := map[string]string{}
-	for _, p := range []struct{ img, name, forImage string }{
+	payloads := []struct{ img, name, forImage string }{
 		{rootImg, "rootfs.ext4.xz", release.ForRootfs},
 		{bootImg, "boot.vfat.xz", release.ForBoot},
-	} {
+	}
+	if o.ImagesTar != "" {
+		if o.Containers == nil || len(o.Containers.Services) == 0 {
+			return nil, errors.New("embedded images without a container set")
+		}
+		payloads = append(payloads, struct{ img, name, forImage string }{o.ImagesTar, release.ImagesPayloadName, release.ForImages})
+	}
+	for _, p := range payloads {
 		logf("compressing %s", p.name)
 		out := filepath.Join(work, p.name)
 		if err := CompressXZ(ctx, p.img, out); err != nil {
@@ -161,7 +174,11 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 			return nil, err
 		}
 		target := release.PayloadPath(o.Version, p.name)
-		m.Payloads = append(m.Payloads, release.Payload{Kind: release.KindFull, Target: target, Codec: release.CodecXZ,
+		kind := release.KindFull
+		if p.forImage == release.ForImages {
+			kind = release.KindImages
+		}
+		m.Payloads = append(m.Payloads, release.Payload{Kind: kind, Target: target, Codec: release.CodecXZ,
 			Size: sum.Size, SHA256: sum.SHA256, For: p.forImage})
 		files[target] = out
 	}

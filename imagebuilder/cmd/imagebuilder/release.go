@@ -22,6 +22,9 @@ var relFlags struct {
 	checksFile                                             string
 	deadline                                               time.Duration
 	quiet                                                  bool
+	composeFile, strategy, registryURL, dockerHost         string
+	images, env                                            []string
+	embedImages, noEngine                                  bool
 }
 
 var releaseCmd = &cobra.Command{
@@ -47,6 +50,21 @@ Health checks run on the trial boot; all must pass within --health-deadline:
   --health-cmd "ARGV"   the command (split on blanks, no shell) must exit 0
   --health-unit UNIT    the systemd unit must be active
   --health-checks FILE  a JSON list of checks as in the manifest
+
+The container set (optional) is started on the trial boot and confirmed or
+rolled back together with the OS:
+  --compose FILE        services from a compose file (the keys and x-ota-*
+                        extensions package manifest-server/compose accepts;
+                        --env KEY=VALUE feeds its ${KEY})
+  --docker-image REF    one service per image (repeatable)
+Every image is pinned by digest before signing: an image only in the local
+Docker engine (--docker-host) is pushed to --registry-url first (the manifest
+server's registry), any other is pinned to the digest its registry serves.
+--embed-images also carries the images inside the release, as the payload
+releases/<version>/images.tar.xz (kind "images"): an xz-compressed tar in the
+format of "docker image save", each image tagged <repository>:sha256-<hex> of
+its pinned digest, for sites that cannot reach a registry; the device loads it
+with the engine's image load.
 
 The counter is the anti-rollback counter: devices install only releases
 whose counter is above the one they run and never below their floor.
@@ -85,6 +103,12 @@ SOURCE_DATE_EPOCH, if set, makes the images reproducible.`,
 			o.Logf = func(format string, args ...any) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "imagebuilder: "+format+"\n", args...)
 			}
+		}
+		if o.Containers, o.ImagesTar, err = releaseContainers(cmd.Context(), cmd.ErrOrStderr()); err != nil {
+			return err
+		}
+		if o.ImagesTar != "" {
+			defer os.Remove(o.ImagesTar)
 		}
 		m, err := imagebuilder.BuildRelease(cmd.Context(), o)
 		if err != nil {
@@ -149,5 +173,13 @@ func init() {
 	f.StringVar(&relFlags.checksFile, "health-checks", "", "JSON file with a list of health checks")
 	f.DurationVar(&relFlags.deadline, "health-deadline", 2*time.Minute, "time the trial boot has to pass every health check")
 	f.BoolVarP(&relFlags.quiet, "quiet", "q", false, "do not print progress to stderr")
+	f.StringVar(&relFlags.composeFile, "compose", "", "compose file with the release's container set")
+	f.StringArrayVar(&relFlags.images, "docker-image", nil, "image of one service of the container set (repeatable)")
+	f.StringArrayVar(&relFlags.env, "env", nil, "KEY=VALUE for ${KEY} in the compose file (repeatable)")
+	f.StringVar(&relFlags.strategy, "strategy", "", "container update strategy (download-then-kill, kill-then-download, hand-over); overrides x-ota-strategy")
+	f.StringVar(&relFlags.registryURL, "registry-url", "http://127.0.0.1:8080", "registry that receives images found only in the local engine")
+	f.StringVar(&relFlags.dockerHost, "docker-host", "unix:///var/run/docker.sock", "Docker engine holding locally built images")
+	f.BoolVar(&relFlags.noEngine, "no-engine", false, "do not look for images in a local Docker engine")
+	f.BoolVar(&relFlags.embedImages, "embed-images", false, "carry the container images in the release (payload images.tar.xz)")
 	rootCmd.AddCommand(releaseCmd)
 }
