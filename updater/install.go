@@ -1,0 +1,287 @@
+package updater
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/healthguard/gateway-ota/bootctl"
+	"github.com/healthguard/gateway-ota/rpi/sdcard"
+	"github.com/healthguard/gateway-ota/updater/payload"
+	"github.com/healthguard/gateway-ota/updater/release"
+)
+
+// UpdateOptions change what Update does.
+type UpdateOptions struct {
+	// Version installs this release instead of the newest one.
+	Version string
+	// NoReboot stops after arming the trial.
+	NoReboot bool
+}
+
+// UpdateResult says what Update did.
+type UpdateResult struct {
+	Version string      `json:"version"`
+	Counter uint64      `json:"counter"`
+	From    string      `json:"from"`
+	Slot    sdcard.Slot `json:"slot"`
+	Armed   bool        `json:"armed"`
+	Reboot  string      `json:"reboot"` // what was done about the reboot
+}
+
+// Update installs the newest release (or opts.Version) into the other slot,
+// arms a trial boot of it and reboots; see the package doc for the order.
+func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult, error) {
+	if u.cfg.Server == "" {
+		return nil, ErrNoServer
+	}
+	unlock, err := u.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := u.boot.Status()
+	if err != nil {
+		return nil, err
+	}
+	if st.Trial {
+		return nil, fmt.Errorf("slot %s is on trial: %w (run ota-updater confirm)", st.Booted, ErrTrialPending)
+	}
+	if !st.Booted.Valid() {
+		return nil, fmt.Errorf("booted partition %d is not a slot: %w", st.BootedPartition, bootctl.ErrLayout)
+	}
+	s, err := loadState(u.statePath())
+	if err != nil {
+		return nil, err
+	}
+	tc := u.trustClient()
+	cand, _, err := u.choose(ctx, tc, st, s, opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	m, err := tc.FetchManifest(ctx, cand.Version)
+	if err != nil {
+		return nil, err
+	}
+	target := st.Booted.Other()
+	res := &UpdateResult{Version: m.Version, Counter: m.Counter, From: st.Slot(st.Booted).Version, Slot: target}
+	fail := func(phase string, err error) (*UpdateResult, error) {
+		s.Phase, s.Error = PhaseFailed, fmt.Sprintf("%s: %v", phase, err)
+		if serr := saveState(u.statePath(), s); serr != nil {
+			u.cfg.Logf("save state: %v", serr)
+		}
+		u.report(ctx, s, st, PhaseFailed, s.Error, 0)
+		return nil, err
+	}
+	if m.Compatible != u.compatible(st) {
+		return fail("check", fmt.Errorf("release %s is for board %q, this is %q: %w", m.Version, m.Compatible, u.compatible(st), ErrIncompatible))
+	}
+
+	// Plan the payloads and check that the card can hold the images (S9,
+	// F7) before anything is written.
+	rootPl, bootPl, err := pickPayloads(m)
+	if err != nil {
+		return fail("check", err)
+	}
+	d, err := sdcard.Open(st.Card, true)
+	if err != nil {
+		return fail("check", err)
+	}
+	defer d.Close()
+	rootPart, _ := d.Partition(target.RootPartition())
+	bootPart, _ := d.Partition(target.BootPartition())
+	if m.Rootfs.Size > rootPart.Size || m.Boot.Size > bootPart.Size {
+		return fail("check", fmt.Errorf("release %s needs a root of %d and a boot partition of %d bytes; slot %s has %d and %d: %w",
+			m.Version, m.Rootfs.Size, m.Boot.Size, target, rootPart.Size, bootPart.Size, ErrIncompatible))
+	}
+
+	s.Phase, s.Version, s.Counter, s.From, s.Target, s.Error, s.Manifest = PhaseDownloading, m.Version, m.Counter, res.From, target, "", nil
+	if err := saveState(u.statePath(), s); err != nil {
+		return nil, err
+	}
+	u.report(ctx, s, st, PhaseDownloading, "", 0)
+	dlDir := u.dataPath("downloads")
+	if err := os.MkdirAll(dlDir, 0o755); err != nil {
+		return fail("download", err)
+	}
+	files := map[*release.Payload]string{}
+	for _, p := range []*release.Payload{rootPl, bootPl} {
+		if err := checkFree(dlDir, p.Size); err != nil {
+			return fail("download", err)
+		}
+		url, err := tc.TargetURL(p.Target)
+		if err != nil {
+			return fail("download", err)
+		}
+		dst := filepath.Join(dlDir, p.SHA256+"."+p.Codec)
+		dl := payload.Downloader{HTTP: u.dl, StallTimeout: u.cfg.StallTimeout, Progress: u.progress("download " + p.For)}
+		if err := dl.Fetch(ctx, url, dst, p.Size, p.SHA256); err != nil {
+			return fail("download", fmt.Errorf("%s: %w", p.Target, err))
+		}
+		files[p] = dst
+	}
+
+	// Write the slot. The other slot's boot partition is invalidated first,
+	// so a half-written slot never reads as a release.
+	s.Phase = PhaseWriting
+	if err := saveState(u.statePath(), s); err != nil {
+		return nil, err
+	}
+	u.report(ctx, s, st, PhaseWriting, "", 0)
+	if _, err := d.File().WriteAt(make([]byte, 64<<10), bootPart.Start); err != nil {
+		return fail("write", fmt.Errorf("invalidate slot %s: %w", target, err))
+	}
+	if err := d.Sync(); err != nil {
+		return fail("write", err)
+	}
+	for _, w := range []struct {
+		p    *release.Payload
+		part sdcard.Partition
+		img  release.Image
+	}{{rootPl, rootPart, m.Rootfs}, {bootPl, bootPart, m.Boot}} {
+		if err := u.writeImage(ctx, files[w.p], w.p, d, w.part, w.img); err != nil {
+			return fail("write", err)
+		}
+	}
+	if err := pointCmdline(d, target); err != nil {
+		return fail("write", err)
+	}
+	if err := d.Sync(); err != nil {
+		return fail("write", err)
+	}
+	d.Close()
+
+	// Journal, then arm: the flag is the last thing set.
+	s.Phase, s.Manifest = PhaseArmed, m
+	if err := saveState(u.statePath(), s); err != nil {
+		return nil, err
+	}
+	if _, err := u.boot.Try(); err != nil {
+		return fail("arm", err)
+	}
+	res.Armed = true
+	u.report(ctx, s, st, PhaseArmed, "", 1)
+	for _, f := range files {
+		os.Remove(f)
+	}
+	if opts.NoReboot {
+		res.Reboot = "not rebooted (--no-reboot): the trial starts at the next reboot"
+		return res, nil
+	}
+	res.Reboot, err = u.doReboot(ctx, true)
+	return res, err
+}
+
+// pickPayloads returns the full payloads of the root and boot images.
+func pickPayloads(m *release.Manifest) (root, boot *release.Payload, err error) {
+	for i := range m.Payloads {
+		p := &m.Payloads[i]
+		if p.Kind != "full" {
+			continue
+		}
+		switch p.For {
+		case release.ForRootfs:
+			root = p
+		case release.ForBoot:
+			boot = p
+		}
+	}
+	if root == nil || boot == nil {
+		return nil, nil, fmt.Errorf("release %s has no full payload for the root and boot images: %w", m.Version, ErrIncompatible)
+	}
+	return root, boot, nil
+}
+
+// writeImage streams one verified payload file into a partition and reads
+// the partition back.
+func (u *Updater) writeImage(ctx context.Context, file string, p *release.Payload, d *sdcard.Disk, part sdcard.Partition, img release.Image) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	want := payload.Image{Size: img.Size, SHA256: img.SHA256}
+	if err := payload.WriteImage(ctx, f, p.Codec, d.File(), part.Start, part.Size, want, u.progress("write "+p.For)); err != nil {
+		return fmt.Errorf("%s image into partition %d: %w", p.For, part.Number, err)
+	}
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	if err := payload.VerifyRegion(ctx, d.File(), part.Start, img.Size, img.SHA256, u.progress("verify "+p.For)); err != nil {
+		return fmt.Errorf("read back partition %d: %w", part.Number, err)
+	}
+	return nil
+}
+
+// cmdlineRoot matches the root= of a boot image's cmdline.txt. Release boot
+// images carry a placeholder of the same length.
+var cmdlineRoot = regexp.MustCompile(`root=PARTUUID=[0-9a-fA-F]{8}-[0-9a-fA-F]{2}`)
+
+// pointCmdline rewrites cmdline.txt in the slot's boot partition so that its
+// root= names the slot's own root partition on this card.
+func pointCmdline(d *sdcard.Disk, slot sdcard.Slot) error {
+	b, err := d.ReadFile(slot.BootPartition(), "cmdline.txt", 4096)
+	if err != nil {
+		return fmt.Errorf("boot image: %w", err)
+	}
+	if len(cmdlineRoot.FindAll(b, -1)) != 1 {
+		return fmt.Errorf("boot image cmdline.txt must name its root once as root=PARTUUID=XXXXXXXX-NN: %w", ErrIncompatible)
+	}
+	want := []byte("root=PARTUUID=" + sdcard.PartUUID(d.Table.DiskID, slot.RootPartition()))
+	nb := cmdlineRoot.ReplaceAll(b, want)
+	if bytes.Equal(nb, b) {
+		return nil
+	}
+	return d.RewriteFile(slot.BootPartition(), "cmdline.txt", nb)
+}
+
+// checkFree refuses a download the data partition cannot hold (F7).
+func checkFree(dir string, need int64) error {
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &sfs); err != nil {
+		return nil // unknown: let the write fail cleanly if it must
+	}
+	free := int64(sfs.Bavail) * int64(sfs.Bsize)
+	if free < need+(16<<20) {
+		return fmt.Errorf("data partition has %d MiB free, the download needs %d MiB: %w", free>>20, need>>20, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// progress returns a payload progress callback printing lines like
+// "download rootfs  42% 12.0/28.5 MiB 6.1 MiB/s".
+func (u *Updater) progress(what string) payload.Progress {
+	start := time.Now()
+	lastPct := -1
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		pct := int(done * 100 / total)
+		if pct/10 == lastPct/10 && done != total {
+			return
+		}
+		lastPct = pct
+		rate := float64(done) / (1 << 20) / max(time.Since(start).Seconds(), 0.001)
+		fmt.Fprintf(u.cfg.Progress, "%-16s %3d%% %7.1f/%.1f MiB %6.1f MiB/s\n", what, pct, float64(done)/(1<<20), float64(total)/(1<<20), rate)
+	}
+}
+
+// removeDownloads deletes staged payloads.
+func (u *Updater) removeDownloads() {
+	dir := u.dataPath("downloads")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	for _, e := range entries {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
