@@ -144,6 +144,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return nil, usageError{fmt.Errorf("config: %w", err)}
 		}
 		cfg.Root = rootDir
+		if cfg.Containers.DockerHost == "" {
+			cfg.Containers.DockerHost = os.Getenv("DOCKER_HOST") // containers hook
+		}
 		cfg.Progress = stderr
 		logger := log.New(stderr, "ota-updater: ", 0)
 		if verbose || cmd.Name() == "run" || cmd.Name() == "confirm" {
@@ -340,5 +343,6 @@ func humanStatus(si *StatusInfo) string {
 	if !s.LastCheck.IsZero() {
 		fmt.Fprintf(&b, "\nchecked:   %s ago", time.Since(s.LastCheck).Round(time.Second))
 	}
+	humanContainers(&b, si.Containers) // containers hook
 	return b.String()
 }

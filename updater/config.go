@@ -52,6 +52,8 @@ type Config struct {
 	// systemd), "systemd", "virtual" or "none" (print and leave it to the
 	// caller). Default "auto".
 	Reboot string `mapstructure:"reboot"`
+	// Containers configures the container layer (containers.go).
+	Containers ContainersConfig `mapstructure:"containers"`
 	// Now is the clock; nil means time.Now. Metadata expiry is checked
 	// against the newest of it and the times the device has seen.
 	Now func() time.Time `mapstructure:"-"`

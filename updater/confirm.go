@@ -86,10 +86,18 @@ func (u *Updater) judgeTrial(ctx context.Context, st *bootctl.Status, s *State, 
 		return res, u.failTrial(ctx, st, s, res, "the journal holds no manifest for the trial")
 	}
 	deadline := time.Duration(checks.HealthDeadline)
+	restoreContainers, cerr := u.trialContainers(ctx, checks) // containers hook: start the set, wait for its health
 	hr := health.Run(ctx, checks.HealthChecks, deadline, health.Options{Root: u.cfg.Root, Logf: u.cfg.Logf, Units: u.unitChecker()})
 	res.Checks = &hr
-	if !hr.OK {
-		return res, u.failTrial(ctx, st, s, res, "health checks failed: "+hr.Reason())
+	if cerr != nil || !hr.OK {
+		reason := "health checks failed: " + hr.Reason()
+		if cerr != nil {
+			reason = "containers: " + cerr.Error()
+		}
+		if err := restoreContainers(ctx); err != nil {
+			u.cfg.Logf("containers: restore: %v", err)
+		}
+		return res, u.failTrial(ctx, st, s, res, reason)
 	}
 	if _, err := u.boot.Commit(); err != nil {
 		return res, u.failTrial(ctx, st, s, res, "commit: "+err.Error())
@@ -102,6 +110,7 @@ func (u *Updater) judgeTrial(ctx context.Context, st *bootctl.Status, s *State, 
 }
 
 func (u *Updater) committed(ctx context.Context, st *bootctl.Status, s *State, res *ConfirmResult) error {
+	u.containersCommitted(ctx, s.Manifest) // containers hook: drop the old set, prune images
 	s.Phase, s.Error = PhaseCommitted, ""
 	s.Floor = max(s.Floor, s.Counter)
 	delete(s.Failed, s.Version)
@@ -114,6 +123,7 @@ func (u *Updater) committed(ctx context.Context, st *bootctl.Status, s *State, r
 }
 
 func (u *Updater) rolledBack(ctx context.Context, st *bootctl.Status, s *State, res *ConfirmResult, reason string) error {
+	u.restoreContainers(ctx) // containers hook: the committed slot's set comes back
 	s.Phase, s.Error = PhaseRolledBack, reason
 	if s.Failed == nil {
 		s.Failed = map[string]string{}

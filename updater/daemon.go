@@ -62,6 +62,9 @@ func (u *Updater) cycle(ctx context.Context, failures *int) time.Duration {
 	}
 	*failures = 0
 	u.cfg.Logf("%s", ur.Reboot)
+	if !ur.Armed { // containers hook: a container-only release needs no reboot
+		return jitter(u.cfg.PollInterval)
+	}
 	return -1
 }
 

@@ -84,6 +84,10 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 		return fail("check", fmt.Errorf("release %s is for board %q, this is %q: %w", m.Version, m.Compatible, u.compatible(st), ErrIncompatible))
 	}
 
+	if m.ContainerOnly() { // containers hook: no slot write, no reboot
+		return u.updateContainers(ctx, tc, st, s, m, res)
+	}
+
 	// Plan the payloads and check that the card can hold the images (S9,
 	// F7) before anything is written.
 	rootPl, bootPl, err := pickPayloads(m)
@@ -157,6 +161,9 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 		return fail("write", err)
 	}
 	d.Close()
+	if err := u.stageContainers(ctx, tc, m); err != nil { // containers hook: every image present before arming (C2)
+		return fail("images", err)
+	}
 
 	// Journal, then arm: the flag is the last thing set.
 	s.Phase, s.Manifest = PhaseArmed, m

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/healthguard/gateway-ota/bootctl"
+	"github.com/healthguard/gateway-ota/updater/containers"
 )
 
 // StatusInfo is what `ota-updater status` shows.
@@ -11,6 +12,8 @@ type StatusInfo struct {
 	Device string          `json:"device"`
 	Boot   *bootctl.Status `json:"boot"`
 	State  *State          `json:"state"`
+	// Containers: desired vs running image digest and health per service.
+	Containers []containers.ServiceStatus `json:"containers,omitempty"`
 }
 
 // Status reads the boot state and the journal.
@@ -28,5 +31,5 @@ func (u *Updater) Status(ctx context.Context) (*StatusInfo, error) {
 		m.Payloads = nil
 		s.Manifest = &m
 	}
-	return &StatusInfo{Device: u.deviceID(st), Boot: st, State: s}, nil
+	return &StatusInfo{Device: u.deviceID(st), Boot: st, State: s, Containers: u.containerStatus(ctx)}, nil
 }
