@@ -308,22 +308,25 @@ func (a *applier) patch() error {
 			return formatError("add of %d at old position %d: old has %d bytes", add, pos, o.size)
 		}
 		for left := add; left > 0; {
-			c := int(min(left, int64(len(a.tmp))))
-			if err := a.r.full(a.tmp[:c]); err != nil {
+			skip, err := a.r.u32()
+			if err != nil {
 				return err
 			}
-			if err := o.readAt(a.src, a.old[:c], pos); err != nil {
+			lit, err := a.r.u32()
+			if err != nil {
 				return err
 			}
-			d := a.tmp[:c]
-			for i, b := range a.old[:c] {
-				d[i] += b
+			if skip+lit == 0 || int64(skip)+int64(lit) > left {
+				return formatError("diff segment of %d+%d bytes, %d left to add", skip, lit, left)
 			}
-			if err := a.out.write(d); err != nil {
+			if err := a.addOld(&o, pos, int64(skip), false); err != nil {
 				return err
 			}
-			pos += int64(c)
-			left -= int64(c)
+			if err := a.addOld(&o, pos+int64(skip), int64(lit), true); err != nil {
+				return err
+			}
+			pos += int64(skip) + int64(lit)
+			left -= int64(skip) + int64(lit)
 		}
 		if err := a.copyStream(extra); err != nil {
 			return err
@@ -338,6 +341,32 @@ func (a *applier) patch() error {
 		if err := a.ctx.Err(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// addOld writes n bytes of old from pos, plus as many difference bytes from
+// the document if diff is set. The caller checked the bounds.
+func (a *applier) addOld(o *oldSpace, pos, n int64, diff bool) error {
+	for n > 0 {
+		c := int(min(n, int64(len(a.tmp))))
+		if err := o.readAt(a.src, a.old[:c], pos); err != nil {
+			return err
+		}
+		if diff {
+			if err := a.r.full(a.tmp[:c]); err != nil {
+				return err
+			}
+			d := a.old[:c]
+			for i, b := range a.tmp[:c] {
+				d[i] += b
+			}
+		}
+		if err := a.out.write(a.old[:c]); err != nil {
+			return err
+		}
+		pos += int64(c)
+		n -= int64(c)
 	}
 	return nil
 }

@@ -182,7 +182,7 @@ const (
 	offPatchPos  = offPatchN + 8
 	offControl   = offPatchPos + 8
 	offSeek      = offControl + 16
-	offFirstDiff = offControl + 24
+	offFirstDiff = offControl + 24 + 8 // after the first segment's skip and lit
 )
 
 func TestBadDocuments(t *testing.T) {

@@ -66,9 +66,13 @@
 //	                                     (at most MaxExtents), by bsdiff
 //	                                     controls starting at old position
 //	                                     pos, until n bytes are made:
-//	           add u64, extra u64, seek i64, add diff bytes, extra bytes
-//	             add bytes: old[pos+i] + diff[i] (mod 256), pos += add
-//	             extra bytes: copied as they are
+//	           add u64, extra u64, seek i64, diff segments, extra bytes
+//	             add: add bytes old[pos+i] + diff[i] (mod 256), pos += add,
+//	               the differences as segments {skip u32, lit u32, lit
+//	               bytes} until add bytes are made: skip bytes of old as
+//	               they are (difference 0), then lit bytes of old plus the
+//	               lit difference bytes; skip+lit > 0 and within add
+//	             extra: extra bytes copied as they are
 //	             then pos += seek; every control makes at least one byte
 //	  0 END                              the target is complete: the written
 //	                                     length must equal dstSize and the

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Writer writes a delta document: the header, then the ops in target order,
@@ -172,7 +173,7 @@ func (w *Writer) Control(diff, extra []byte, seek int64) error {
 	w.u64(uint64(len(diff)))
 	w.u64(uint64(len(extra)))
 	w.u64(uint64(seek))
-	w.bytes(diff)
+	w.diff(diff)
 	w.bytes(extra)
 	w.patch -= n
 	return w.err
@@ -195,3 +196,35 @@ func (w *Writer) Close() error {
 
 // Written is the number of target bytes described so far.
 func (w *Writer) Written() int64 { return w.written - w.patch }
+
+// minSkip is the shortest run of zero differences worth a segment of its own.
+const minSkip = 16
+
+// diff writes difference bytes as segments: runs of zeros skipped, the rest
+// literal.
+func (w *Writer) diff(d []byte) {
+	for len(d) > 0 {
+		skip := 0
+		for skip < len(d) && skip < math.MaxUint32 && d[skip] == 0 {
+			skip++
+		}
+		// The literal ends before the next run of minSkip zeros.
+		end, zeros := skip, 0
+		for end < len(d) && end-skip < math.MaxUint32 {
+			if d[end] == 0 {
+				zeros++
+			} else {
+				zeros = 0
+			}
+			end++
+			if zeros == minSkip {
+				end -= minSkip
+				break
+			}
+		}
+		w.u32(uint32(skip))
+		w.u32(uint32(end - skip))
+		w.bytes(d[skip:end])
+		d = d[end:]
+	}
+}
