@@ -41,9 +41,17 @@ type ReleaseOptions struct {
 	// embedded images payload (release.KindImages, release.ImagesPayloadName) for
 	// air-gapped sites; the device loads it with the engine's image load.
 	ImagesTar string
-	Epoch     time.Time // SOURCE_DATE_EPOCH; zero: now
-	WorkDir   string    // staging; empty: a directory beside Repo
-	Logf      func(format string, args ...any)
+	// DeltaFrom is how many of the newest earlier releases of the same
+	// channel and board get a root delta payload to this release; 0: none.
+	// Their root images are read from DeltaCache when it holds them, else
+	// decompressed from their full payloads in the repository.
+	DeltaFrom int
+	// DeltaCache, if set, is a directory of uncompressed root images named
+	// <sha256>.ext4; the release's own root image is added to it.
+	DeltaCache string
+	Epoch      time.Time // SOURCE_DATE_EPOCH; zero: now
+	WorkDir    string    // staging; empty: a directory beside Repo
+	Logf       func(format string, args ...any)
 }
 
 // RootPlaceholder is the root= a release's cmdline.txt carries. The device
@@ -181,6 +189,10 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 		m.Payloads = append(m.Payloads, release.Payload{Kind: kind, Target: target, Codec: release.CodecXZ,
 			Size: sum.Size, SHA256: sum.SHA256, For: p.forImage})
 		files[target] = out
+	}
+	// Root deltas from earlier releases (release_delta.go).
+	if err := addDeltas(ctx, o, repo, m, rootImg, work, files, logf); err != nil {
+		return nil, err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err

@@ -201,7 +201,7 @@ func TestEncodeNotExt4(t *testing.T) {
 	rnd := rand.New(rand.NewSource(3))
 	old := pseudoBinary(rnd, 1<<20)
 	nw := append(append([]byte{}, old[4096*10:]...), old[:4096*10]...) // blocks moved
-	nw = append(nw, make([]byte, 3000)...)                              // a tail that is not a block
+	nw = append(nw, make([]byte, 3000)...)                             // a tail that is not a block
 	nw[5000] ^= 1
 	oldImg, newImg, out := filepath.Join(dir, "old"), filepath.Join(dir, "new"), filepath.Join(dir, "d.xz")
 	os.WriteFile(oldImg, old, 0o644)

@@ -25,6 +25,8 @@ var relFlags struct {
 	composeFile, strategy, registryURL, dockerHost         string
 	images, env                                            []string
 	embedImages, noEngine                                  bool
+	deltaFrom                                              int
+	deltaCache                                             string
 }
 
 var releaseCmd = &cobra.Command{
@@ -66,6 +68,16 @@ format of "docker image save", each image tagged <repository>:sha256-<hex> of
 its pinned digest, for sites that cannot reach a registry; the device loads it
 with the engine's image load.
 
+Root deltas: a device running one of the --delta-from newest earlier
+releases of the same channel and board downloads
+releases/<version>/rootfs-from-<earlier>.delta.xz instead of the full root
+payload (kind "delta"; the full payload stays for every other device and as
+the fallback when the device's slot does not verify against the delta). The
+earlier root images are read from --cache when it holds them (files
+<sha256>.ext4, to which every release adds its own), else decompressed from
+their full payloads in the repository. A delta no smaller than the full
+payload is left out. --delta-from 0 makes none.
+
 The counter is the anti-rollback counter: devices install only releases
 whose counter is above the one they run and never below their floor.
 SOURCE_DATE_EPOCH, if set, makes the images reproducible.`,
@@ -82,6 +94,10 @@ SOURCE_DATE_EPOCH, if set, makes the images reproducible.`,
 		}
 		o := imagebuilder.ReleaseOptions{Repo: f.repo, Keys: f.keys, RootFS: f.rootfs, BootDir: f.boot, Version: f.version,
 			Counter: f.counter, Channel: f.channel, Compatible: f.compatible, HealthDeadline: f.deadline}
+		if f.deltaFrom < 0 {
+			return usageErrorf("--delta-from %d: want 0 or more", f.deltaFrom)
+		}
+		o.DeltaFrom, o.DeltaCache = f.deltaFrom, f.deltaCache
 		var err error
 		if o.RootSize, err = imagebuilder.ParseSize(f.rootSize); err != nil {
 			return usageError{fmt.Errorf("--root-size: %w", err)}
@@ -181,5 +197,7 @@ func init() {
 	f.StringVar(&relFlags.dockerHost, "docker-host", "unix:///var/run/docker.sock", "Docker engine holding locally built images")
 	f.BoolVar(&relFlags.noEngine, "no-engine", false, "do not look for images in a local Docker engine")
 	f.BoolVar(&relFlags.embedImages, "embed-images", false, "carry the container images in the release (payload images.tar.xz)")
+	f.IntVar(&relFlags.deltaFrom, "delta-from", 2, "make root deltas from this many newest earlier releases of the channel and board (0: none)")
+	f.StringVar(&relFlags.deltaCache, "cache", "", "directory of uncompressed root images (<sha256>.ext4) to make deltas from; this release's is added")
 	rootCmd.AddCommand(releaseCmd)
 }
