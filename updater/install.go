@@ -116,7 +116,18 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 		return fail("download", err)
 	}
 	files := map[*release.Payload]string{}
+	// Root delta (delta_install.go): when the release has a delta from the
+	// image the running slot records, it replaces the full root payload,
+	// which is fetched later only if the delta is declined.
+	var runningRootSHA string
+	if info, err := runningRoot(d, st.Booted); err == nil {
+		runningRootSHA = info.RootSHA256
+	}
+	viaDelta := hasRootDelta(m, runningRootSHA)
 	for _, p := range []*release.Payload{rootPl, bootPl} {
+		if p == rootPl && viaDelta {
+			continue // root delta
+		}
 		if err := checkFree(dlDir, p.Size); err != nil {
 			return fail("download", err)
 		}
@@ -145,11 +156,26 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 	if err := d.Sync(); err != nil {
 		return fail("write", err)
 	}
+	// Root delta (delta_install.go): apply it, else fetch the full root
+	// payload after all.
+	if viaDelta {
+		if viaDelta, err = u.installRootDelta(ctx, tc, m, d, st.Booted, rootPart, runningRootSHA); err != nil {
+			return fail("write", err)
+		}
+		if !viaDelta {
+			if files[rootPl], err = u.fetchPayload(ctx, tc, rootPl); err != nil {
+				return fail("download", err)
+			}
+		}
+	}
 	for _, w := range []struct {
 		p    *release.Payload
 		part sdcard.Partition
 		img  release.Image
 	}{{rootPl, rootPart, m.Rootfs}, {bootPl, bootPart, m.Boot}} {
+		if w.p == rootPl && viaDelta {
+			continue // written by the root delta above
+		}
 		if err := u.writeImage(ctx, files[w.p], w.p, d, w.part, w.img); err != nil {
 			return fail("write", err)
 		}

@@ -1,0 +1,156 @@
+package updater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/healthguard/gateway-ota/rpi/sdcard"
+	"github.com/healthguard/gateway-ota/updater/delta"
+	"github.com/healthguard/gateway-ota/updater/payload"
+	"github.com/healthguard/gateway-ota/updater/release"
+	"github.com/healthguard/gateway-ota/updater/trust"
+)
+
+// runningRoot returns what the boot partition of slot s records about its
+// root image (ota-slot.json): the base a root delta must start from.
+func runningRoot(d *sdcard.Disk, s sdcard.Slot) (sdcard.SlotInfo, error) {
+	b, err := d.ReadFile(s.BootPartition(), sdcard.SlotInfoFile, 4096)
+	if err != nil {
+		return sdcard.SlotInfo{}, err
+	}
+	return sdcard.ParseSlotInfo(b)
+}
+
+// hasRootDelta reports whether m has a root delta whose base is the image
+// with hash runningRootSHA: the caller then need not download the full root
+// payload unless applyRootDelta declines.
+func hasRootDelta(m *release.Manifest, runningRootSHA string) bool {
+	if runningRootSHA == "" {
+		return false
+	}
+	_, ok := m.DeltaPayload(release.ForRootfs, runningRootSHA)
+	return ok
+}
+
+// applyRootDelta tries the delta payload of m's rootfs whose base is the image in the
+// running slot; it returns ok=false (and no error) when there is none or the source
+// does not verify, so the caller falls back to the full payload.
+//
+// src is the running slot's root partition, read only; dst the inactive
+// slot's, written only. The download resumes (payload.Downloader); an apply
+// that was interrupted is restarted from the beginning, which is correct
+// because it never reads what it writes. Every source range the delta uses
+// is verified before the first write (threats P3). A delta that turns out
+// malformed also returns ok=false: the full payload is the fallback. The
+// caller still reads dst back against m.Rootfs (payload.VerifyRegion)
+// before it arms the trial.
+func (u *Updater) applyRootDelta(ctx context.Context, tc *trust.Client, m *release.Manifest, d *sdcard.Disk, src, dst sdcard.Partition, runningRootSHA string) (ok bool, err error) {
+	if !hasRootDelta(m, runningRootSHA) {
+		return false, nil
+	}
+	p, _ := m.DeltaPayload(release.ForRootfs, runningRootSHA)
+	if m.Rootfs.Size > dst.Size {
+		return false, fmt.Errorf("release %s needs a root of %d bytes, partition %d has %d: %w", m.Version, m.Rootfs.Size, dst.Number, dst.Size, ErrIncompatible)
+	}
+	dlDir := u.dataPath("downloads")
+	if err := os.MkdirAll(dlDir, 0o755); err != nil {
+		return false, err
+	}
+	if err := checkFree(dlDir, p.Size); err != nil {
+		return false, err
+	}
+	url, err := tc.TargetURL(p.Target)
+	if err != nil {
+		return false, err
+	}
+	file := filepath.Join(dlDir, p.SHA256+".delta."+p.Codec)
+	dl := payload.Downloader{HTTP: u.dl, StallTimeout: u.cfg.StallTimeout, Progress: u.progress("download delta")}
+	if err := dl.Fetch(ctx, url, file, p.Size, p.SHA256); err != nil {
+		return false, fmt.Errorf("%s: %w", p.Target, err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	// The file that was verified is the file that is applied, hashed again
+	// as it is read (P5).
+	checked, err := payload.CheckedReader(f, p.Size, p.SHA256)
+	if err != nil {
+		return false, err
+	}
+	doc, err := delta.OpenPayload(checked, p.Codec)
+	if err == nil {
+		_, err = delta.Apply(ctx, doc, io.NewSectionReader(d.File(), src.Start, src.Size), src.Size,
+			io.NewOffsetWriter(d.Writer, dst.Start), dst.Size, delta.Options{
+				Expect:   delta.Expect{SrcSHA256: runningRootSHA, DstSize: m.Rootfs.Size, DstSHA256: m.Rootfs.SHA256},
+				Progress: u.progress("apply delta"),
+			})
+	}
+	switch {
+	case errors.Is(err, delta.ErrSourceMismatch):
+		u.cfg.Logf("root delta from %s: %v: installing the full payload", p.From, err)
+		f.Close()
+		os.Remove(file)
+		return false, nil
+	case errors.Is(err, delta.ErrFormat), errors.Is(err, payload.ErrDigestMismatch):
+		u.cfg.Logf("root delta from %s: %v: installing the full payload", p.From, err)
+		f.Close()
+		os.Remove(file)
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("root delta from %s into partition %d: %w", p.From, dst.Number, err)
+	}
+	if err := d.Sync(); err != nil {
+		return false, err
+	}
+	f.Close()
+	os.Remove(file)
+	return true, nil
+}
+
+// installRootDelta applies the root delta from the running slot's image into
+// dst and reads dst back against the signed image. ok=false (no error): there
+// is no usable delta, install the full root payload.
+func (u *Updater) installRootDelta(ctx context.Context, tc *trust.Client, m *release.Manifest, d *sdcard.Disk, running sdcard.Slot, dst sdcard.Partition, runningRootSHA string) (bool, error) {
+	src, err := d.Partition(running.RootPartition())
+	if err != nil {
+		return false, err
+	}
+	ok, err := u.applyRootDelta(ctx, tc, m, d, src, dst, runningRootSHA)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := payload.VerifyRegion(ctx, d.File(), dst.Start, m.Rootfs.Size, m.Rootfs.SHA256, u.progress("verify rootfs")); err != nil {
+		u.cfg.Logf("root delta: read back partition %d: %v: installing the full payload", dst.Number, err)
+		return false, nil
+	}
+	u.cfg.Logf("root image %s written by delta", m.Version)
+	return true, nil
+}
+
+// fetchPayload downloads payload p into the downloads directory (resuming)
+// and returns the verified file.
+func (u *Updater) fetchPayload(ctx context.Context, tc *trust.Client, p *release.Payload) (string, error) {
+	dlDir := u.dataPath("downloads")
+	if err := os.MkdirAll(dlDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := checkFree(dlDir, p.Size); err != nil {
+		return "", err
+	}
+	url, err := tc.TargetURL(p.Target)
+	if err != nil {
+		return "", err
+	}
+	file := filepath.Join(dlDir, p.SHA256+"."+p.Codec)
+	dl := payload.Downloader{HTTP: u.dl, StallTimeout: u.cfg.StallTimeout, Progress: u.progress("download " + p.For)}
+	if err := dl.Fetch(ctx, url, file, p.Size, p.SHA256); err != nil {
+		return "", fmt.Errorf("%s: %w", p.Target, err)
+	}
+	return file, nil
+}
