@@ -184,10 +184,18 @@ func portsCollide(c container.Summary, s release.Service) bool {
 	return false
 }
 
-// handOver starts the new container of s beside the old one, waits until it
-// is healthy, then retires the old one and gives the new one its name.
+// handOver starts the new container of s beside the old one, under the
+// other of the two names, waits until it is healthy, then retires the old
+// one.
 func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.Service, imageID string) error {
+	cur, err := m.current(ctx, s.Name)
+	if err != nil {
+		return err
+	}
 	next := m.nextName(s.Name)
+	if cur != nil && strings.TrimPrefix(cur.Name, "/") == next {
+		next = m.Name(s.Name)
+	}
 	if old, err := m.inspect(ctx, next); err != nil {
 		return err
 	} else if old != nil {
@@ -207,13 +215,7 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 	if err := m.waitService(ctx, s, next, time.Now().Add(deadline)); err != nil {
 		return fmt.Errorf("hand-over of %s: %w", s.Name, err)
 	}
-	if err := m.retire(ctx, s.Name); err != nil {
-		return err
-	}
-	if _, err := m.Client.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: m.Name(s.Name)}); err != nil {
-		return fmt.Errorf("rename %s: %w", next, err)
-	}
-	return nil
+	return m.retireContainer(ctx, s.Name, cur)
 }
 
 // retire stops the service's running container gracefully, switches its
@@ -221,9 +223,16 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 // "-prev". A "-prev" left by an earlier attempt is kept as the one to
 // restore.
 func (m *Manager) retire(ctx context.Context, svc string) error {
-	c, err := m.inspect(ctx, m.Name(svc))
-	if err != nil || c == nil {
+	c, err := m.current(ctx, svc)
+	if err != nil {
 		return err
+	}
+	return m.retireContainer(ctx, svc, c)
+}
+
+func (m *Manager) retireContainer(ctx context.Context, svc string, c *container.InspectResponse) error {
+	if c == nil {
+		return nil
 	}
 	prev, err := m.inspect(ctx, m.prevName(svc))
 	if err != nil {
@@ -407,7 +416,7 @@ func (m *Manager) Rollback(ctx context.Context) error {
 			continue
 		}
 		id := ""
-		switch cur, err := m.inspect(ctx, m.Name(svc)); {
+		switch cur, err := m.current(ctx, svc); {
 		case err != nil:
 			errs = append(errs, err)
 			continue

@@ -426,24 +426,38 @@ func TestHandOver(t *testing.T) {
 	}
 	r1, r2, r3 := mk("1.0", 1, "1"), mk("2.0", 2, "2"), mk("3.0", 3, "3")
 	install(t, m, nil, r1, "")
-	oldID := containerID(t, m, f, m.Name("web"))
+	oldID := currentID(t, m, f)
 	install(t, m, r1, r2, "")
-	if got := containerID(t, m, f, m.Name("web")); got == oldID {
+	if got := currentID(t, m, f); got == oldID {
 		t.Fatal("hand-over left the old container")
 	}
 	gone(t, f, m.Name("web")+"-prev")
-	gone(t, f, m.Name("web")+"-next")
+	gone(t, f, m.Name("web")) // the new one keeps its "-next" name
 	// An unhealthy new container never replaces the old one.
-	id2 := containerID(t, m, f, m.Name("web"))
+	id2 := currentID(t, m, f)
 	if _, err := m.Apply(ctx, r2, r3, ""); !errors.Is(err, containers.ErrUnhealthy) {
 		t.Fatalf("hand-over to an unhealthy release: got %v, want ErrUnhealthy", err)
 	}
-	if got := containerID(t, m, f, m.Name("web")); got != id2 {
+	if got := currentID(t, m, f); got != id2 {
 		t.Fatal("the old container was replaced")
 	}
-	gone(t, f, m.Name("web")+"-next")
+	gone(t, f, m.Name("web"))
+	gone(t, f, m.Name("web")+"-prev")
 	st, err := m.Status(ctx, r2.Containers)
 	if err != nil || len(st) != 1 || st[0].State != "running" || st[0].Release != "2.0" {
 		t.Fatalf("status: %+v %v", st, err)
 	}
+}
+
+// currentID is the ID of the service's current container, under either
+// of its names.
+func currentID(t *testing.T, m *containers.Manager, f *fixture) string {
+	t.Helper()
+	for _, n := range []string{m.Name("web"), m.Name("web") + "-next"} {
+		if r, err := f.cli.ContainerInspect(context.Background(), n, client.ContainerInspectOptions{}); err == nil {
+			return r.Container.ID
+		}
+	}
+	t.Fatal("no container for web")
+	return ""
 }

@@ -5,7 +5,8 @@
 // The model. A container set is a list of services, each pinned to an image
 // by digest in the signed release manifest (threats C1, S7). The Manager
 // owns the containers of one project (default "ota"): each is named
-// "<project>-<service>", joined to the network "<project>" under the alias
+// "<project>-<service>" (or "<project>-<service>-next" after a hand-over,
+// since renaming a running container briefly drops its DNS alias), joined to the network "<project>" under the alias
 // of its service name (so services find each other by name, as with
 // compose), and labelled with the project, the release version, the service
 // and a hash of the service's spec. The labels let the Manager find the

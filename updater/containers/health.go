@@ -48,7 +48,11 @@ func (m *Manager) WaitHealthy(ctx context.Context, set *release.ContainerSet, de
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := m.waitService(ctx, s, m.Name(s.Name), until); err != nil {
+			name := m.Name(s.Name)
+			if c, err := m.current(ctx, s.Name); err == nil && c != nil {
+				name = strings.TrimPrefix(c.Name, "/")
+			}
+			if err := m.waitService(ctx, s, name, until); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -123,8 +123,20 @@ func (m *Manager) inspect(ctx context.Context, name string) (*container.InspectR
 	return &r.Container, nil
 }
 
-// running lists the project's containers by service (the main ones, not
-// "-prev", "-next" or helpers).
+// current returns the service's current container: the one named
+// "<project>-<service>", else "<project>-<service>-next" (a hand-over
+// leaves the new container under the name it started with, since renaming
+// a running container briefly drops its DNS alias), or nil.
+func (m *Manager) current(ctx context.Context, svc string) (*container.InspectResponse, error) {
+	c, err := m.inspect(ctx, m.Name(svc))
+	if err != nil || c != nil {
+		return c, err
+	}
+	return m.inspect(ctx, m.nextName(svc))
+}
+
+// running lists the project's current containers by service (not
+// "-prev" or helpers).
 func (m *Manager) running(ctx context.Context) (map[string]container.Summary, error) {
 	f := make(client.Filters).Add("label", LabelProject+"="+m.project())
 	r, err := m.Client.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -138,8 +150,13 @@ func (m *Manager) running(ctx context.Context) (map[string]container.Summary, er
 			continue
 		}
 		for _, n := range c.Names {
-			if strings.TrimPrefix(n, "/") == m.Name(svc) {
+			switch strings.TrimPrefix(n, "/") {
+			case m.Name(svc):
 				out[svc] = c
+			case m.nextName(svc):
+				if _, ok := out[svc]; !ok {
+					out[svc] = c
+				}
 			}
 		}
 	}
