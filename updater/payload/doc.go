@@ -31,15 +31,16 @@
 // # xz payloads
 //
 // The xz container is parsed here (stream header and footer, block headers, index,
-// CRC32/CRC64/SHA-256 checks); the LZMA2 data inside each block is decoded with
-// github.com/ulikunitz/xz/lzma. Blocks are independent, so a payload made of many
+// CRC32/CRC64/SHA-256 checks) and the LZMA2 data is decoded by this package's own
+// LZMA decoder (lzma2.go), which decodes a block straight into its output buffer
+// without allocating. Blocks are independent, so a payload made of many
 // blocks (xz -T2 or more, or --block-size) is decoded two blocks at a time, in
 // parallel with hashing and writing; blocks of at most [ParallelBlockSize] bytes
 // take this path. Larger blocks (a single-block stream from xz -T1) are decoded in
-// order by one goroutine. Only the LZMA2 filter is accepted, with a dictionary of at
+// order by one goroutine, through a sliding window. Only the LZMA2 filter is accepted, with a dictionary of at
 // most [MaxDictSize] bytes (presets -0 to -7). Peak memory stays below 64 MiB
-// whatever the image size: at most 32 MiB of block buffers plus one dictionary per
-// decoder.
+// whatever the image size: at most 24 MiB of block buffers, plus a sliding window
+// (dictionary plus ParallelBlockSize) for blocks too large for the parallel path.
 package payload
 
 import "errors"

@@ -12,7 +12,7 @@ import (
 )
 
 // verifyChunk is the read size of VerifyRegion.
-const verifyChunk = 4 << 20
+const verifyChunk = 1 << 20
 
 // VerifyRegion re-reads size bytes of r at off and compares their SHA-256 with
 // sha256hex (the read-back check before a slot is armed, P4): ErrDigestMismatch when

@@ -34,7 +34,7 @@ const (
 	// ParallelBlockSize is the largest xz block decoded in parallel with others.
 	ParallelBlockSize = 8 << 20
 	// bufferLimit bounds the block buffers in flight (compressed and decoded).
-	bufferLimit = 32 << 20
+	bufferLimit = 24 << 20
 	// plainChunk is the read and write size of uncompressed payloads.
 	plainChunk = 4 << 20
 )
