@@ -17,6 +17,8 @@ import (
 
 	"github.com/healthguard/gateway-ota/bootctl"
 	"github.com/healthguard/gateway-ota/rpi"
+	"github.com/healthguard/gateway-ota/updater/containers"
+	"github.com/healthguard/gateway-ota/updater/payload"
 	"github.com/healthguard/gateway-ota/updater/trust"
 )
 
@@ -43,10 +45,14 @@ func ExitCode(err error) int {
 	case errors.Is(err, ErrIncompatible), errors.Is(err, ErrRollback), errors.Is(err, ErrTrialPending),
 		errors.Is(err, trust.ErrNoTrustedRoot), errors.Is(err, trust.ErrVerify), errors.Is(err, trust.ErrExpired),
 		errors.Is(err, trust.ErrTooLarge), errors.Is(err, rpi.ErrTrybootUnsupported),
-		errors.Is(err, bootctl.ErrLayout), errors.Is(err, bootctl.ErrSlotEmpty):
+		errors.Is(err, bootctl.ErrLayout), errors.Is(err, bootctl.ErrSlotEmpty), errors.Is(err, payload.ErrDigestMismatch):
 		return ExitRefused
 	case errors.Is(err, ErrNoServer):
 		return ExitUsage
+	case errors.Is(err, ErrContainersRolledBack), errors.Is(err, containers.ErrUnhealthy):
+		return ExitRolledBack
+	case errors.Is(err, containers.ErrDigestMismatch), errors.Is(err, containers.ErrBackupTooLarge):
+		return ExitRefused
 	}
 	return ExitFailure
 }
@@ -82,7 +88,8 @@ Exit codes:
   4  refused: untrusted, expired, incompatible or older release, no
      trusted root, bootloader without tryboot, unexpected card layout
   5  another ota-updater is running
-  6  confirm: the trial failed its health checks; the device is rebooting
+  6  update of a container set: the new set was unhealthy and the previous
+     one was restored; confirm: the trial failed its health checks; the device is rebooting
      to the committed slot (a rollback found on the committed slot after a
      trial that died early is reported with exit 0)`
 
