@@ -45,7 +45,7 @@ done
 [ -x /usr/bin/time ] || die "GNU time not found (apt-get install time)"
 
 if [ -z "${MIRROR:-}" ]; then
-	MIRROR=$(grep -hoE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null |
+	MIRROR=$( (grep -shoE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* || true) |
 		awk '{print $2}' | head -1)
 	MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
@@ -56,7 +56,10 @@ echo "bench-delta: building the tools" >&2
 go build -o "$work/benchdelta" ./scripts/benchdelta
 go build -o "$work/imagebuilder" ./imagebuilder/cmd/imagebuilder
 
+# clean_tree removes what an image build leaves out: apt lists and caches,
+# logs of the build, and device nodes (/dev is a devtmpfs on the device).
 clean_tree() {
+	find "$1" \( -type c -o -type b -o -type p -o -type s \) -delete
 	rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb "$1"/var/log/apt/* "$1"/var/log/dpkg.log
 }
 

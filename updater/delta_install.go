@@ -85,6 +85,7 @@ func (u *Updater) applyRootDelta(ctx context.Context, tc *trust.Client, m *relea
 	}
 	doc, err := delta.OpenPayload(checked, p.Codec)
 	if err == nil {
+		defer doc.Close()
 		_, err = delta.Apply(ctx, doc, io.NewSectionReader(d.File(), src.Start, src.Size), src.Size,
 			io.NewOffsetWriter(d.Writer, dst.Start), dst.Size, delta.Options{
 				Expect:   delta.Expect{SrcSHA256: runningRootSHA, DstSize: m.Rootfs.Size, DstSHA256: m.Rootfs.SHA256},

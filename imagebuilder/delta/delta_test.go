@@ -112,6 +112,7 @@ func applyFile(t *testing.T, oldImg, payload string) ([]byte, *format.Header, er
 	if err != nil {
 		return nil, nil, err
 	}
+	defer doc.Close()
 	out := &memImage{b: make([]byte, 64<<20)}
 	h, err := format.Apply(context.Background(), doc, bytes.NewReader(src), int64(len(src)), out, int64(len(out.b)), format.Options{})
 	if err != nil {

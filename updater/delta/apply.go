@@ -65,11 +65,13 @@ func Apply(ctx context.Context, doc io.Reader, src io.ReaderAt, srcLimit int64, 
 	if err != nil {
 		return h, err
 	}
-	a := applier{ctx: ctx, r: r, h: h, src: src, out: &seqWriter{dst: dst, buf: buf[:0:cap(buf)]}, tmp: make([]byte, 64<<10), old: make([]byte, 64<<10), progress: opts.Progress}
-	if err := a.run(); err != nil {
-		return h, err
+	out := newSeqWriter(dst)
+	a := applier{ctx: ctx, r: r, h: h, src: src, out: out, tmp: buf, old: make([]byte, bufSize), progress: opts.Progress}
+	err = a.run()
+	if cerr := out.close(); err == nil {
+		err = cerr
 	}
-	return h, nil
+	return h, err
 }
 
 // checkExpect compares the header with the caller's expectations and limits.
@@ -128,7 +130,7 @@ func (a *applier) run() error {
 				}
 				return formatError("data after the end")
 			}
-			if err := a.out.flush(); err != nil {
+			if err := a.out.close(); err != nil {
 				return err
 			}
 			if a.progress != nil {
@@ -371,11 +373,44 @@ func (a *applier) addOld(o *oldSpace, pos, n int64, diff bool) error {
 	return nil
 }
 
-// seqWriter writes the target in order through a buffer.
+// seqWriter writes the target in order. Full buffers are written by a
+// goroutine while the next one fills, so decoding and writing overlap; at
+// most writeBuffers buffers exist.
 type seqWriter struct {
-	dst io.WriterAt
-	off int64 // where buf starts
-	buf []byte
+	dst  io.WriterAt
+	off  int64 // where buf starts
+	buf  []byte
+	full chan wbuf
+	free chan []byte
+	done chan error
+	err  error
+}
+
+type wbuf struct {
+	b   []byte
+	off int64
+}
+
+const writeBuffers = 3
+
+func newSeqWriter(dst io.WriterAt) *seqWriter {
+	w := &seqWriter{dst: dst, buf: make([]byte, 0, bufSize), full: make(chan wbuf, writeBuffers), free: make(chan []byte, writeBuffers), done: make(chan error, 1)}
+	for i := 0; i < writeBuffers-1; i++ {
+		w.free <- make([]byte, 0, bufSize)
+	}
+	go func() {
+		var err error
+		for b := range w.full {
+			if err == nil {
+				if _, werr := dst.WriteAt(b.b, b.off); werr != nil {
+					err = fmt.Errorf("write target at %d: %w", b.off, werr)
+				}
+			}
+			w.free <- b.b[:0]
+		}
+		w.done <- err
+	}()
+	return w
 }
 
 func (w *seqWriter) pos() int64 { return w.off + int64(len(w.buf)) }
@@ -394,16 +429,35 @@ func (w *seqWriter) write(p []byte) error {
 	return nil
 }
 
+// flush hands the buffer to the writing goroutine.
 func (w *seqWriter) flush() error {
+	if w.err != nil {
+		return w.err
+	}
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if _, err := w.dst.WriteAt(w.buf, w.off); err != nil {
-		return fmt.Errorf("write target at %d: %w", w.off, err)
-	}
+	w.full <- wbuf{b: w.buf, off: w.off}
 	w.off += int64(len(w.buf))
-	w.buf = w.buf[:0]
+	w.buf = <-w.free
 	return nil
+}
+
+// close flushes, waits for every write and returns the first error.
+func (w *seqWriter) close() error {
+	if w.full == nil {
+		return w.err
+	}
+	err := w.flush()
+	close(w.full)
+	if werr := <-w.done; err == nil {
+		err = werr
+	}
+	w.full = nil
+	if w.err == nil {
+		w.err = err
+	}
+	return err
 }
 
 var zeroBlock [64 << 10]byte

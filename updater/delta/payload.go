@@ -21,8 +21,10 @@ const MaxDictSize = 16 << 20
 // encoded with codec. For xz, the dictionary of the first block is checked
 // against MaxDictSize before anything is decoded (delta payloads are one
 // block), and the stream's check is verified when the document is read to
-// its end, which Apply does.
-func OpenPayload(r io.Reader, codec string) (io.Reader, error) {
+// its end, which Apply does. The document is decoded ahead, on its own
+// goroutine, by up to readAhead bytes, so decoding overlaps the applier's
+// reads and writes. Close stops it.
+func OpenPayload(r io.Reader, codec string) (io.ReadCloser, error) {
 	if codec != CodecXZ {
 		return nil, fmt.Errorf("%w: payload codec %q unknown (known: %s)", ErrFormat, codec, CodecXZ)
 	}
@@ -43,7 +45,85 @@ func OpenPayload(r io.Reader, codec string) (io.Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: xz: %v", ErrFormat, err)
 	}
-	return xr, nil
+	return newAheadReader(xr), nil
+}
+
+// Decoding ahead: chunks of aheadChunk bytes, at most aheadChunks in flight.
+const (
+	aheadChunk  = 1 << 20
+	aheadChunks = 4
+)
+
+// aheadReader reads its source on a goroutine into a bounded queue of
+// chunks.
+type aheadReader struct {
+	chunks chan chunk
+	free   chan []byte
+	done   chan struct{}
+	cur    chunk
+	off    int
+	err    error
+	closed bool
+}
+
+type chunk struct {
+	b   []byte
+	err error
+}
+
+func newAheadReader(r io.Reader) *aheadReader {
+	a := &aheadReader{chunks: make(chan chunk, aheadChunks), free: make(chan []byte, aheadChunks+1), done: make(chan struct{})}
+	for i := 0; i < aheadChunks+1; i++ {
+		a.free <- make([]byte, aheadChunk)
+	}
+	go func() {
+		for {
+			var buf []byte
+			select {
+			case buf = <-a.free:
+			case <-a.done:
+				return
+			}
+			n, err := io.ReadFull(r, buf)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			select {
+			case a.chunks <- chunk{b: buf[:n], err: err}:
+			case <-a.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for a.off == len(a.cur.b) {
+		if a.err != nil {
+			return 0, a.err
+		}
+		if a.cur.b != nil {
+			a.free <- a.cur.b[:cap(a.cur.b)]
+		}
+		a.cur, a.off = <-a.chunks, 0
+		a.err = a.cur.err
+	}
+	n := copy(p, a.cur.b[a.off:])
+	a.off += n
+	return n, nil
+}
+
+// Close stops the decoding goroutine.
+func (a *aheadReader) Close() error {
+	if !a.closed {
+		a.closed = true
+		close(a.done)
+	}
+	return nil
 }
 
 // xzDictSize reads the LZMA2 dictionary size from the first block header
