@@ -15,8 +15,8 @@ help:
 	@echo "make deps   install the Debian packages the tools and tests need (root)"
 	@echo "make build  build every command into ./bin"
 	@echo "make cross  cross-build the on-device commands (static) into ./bin/linux-arm64 and ./bin/linux-armv7"
-	@echo "make demo   build, then update a virtual Pi end to end (scripts/demo.sh)"
-	@echo "make test   run every test (go test ./...)"
+	@echo "make demo   install the tools, build, then update a virtual Pi end to end (scripts/demo.sh)"
+	@echo "make test   install the tools, then run every test (go test ./...)"
 
 build:
 	@mkdir -p $(BIN)
@@ -37,10 +37,10 @@ cross:
 		done; \
 	done
 
-demo: build
+demo: deps build
 	scripts/demo.sh
 
-test:
+test: deps
 	$(GO) test -count=1 -timeout 30m ./...
 
 deps:

@@ -8,8 +8,11 @@
 #   nginx       the plain static host the updater is tested against
 #   time        GNU time: peak memory in the benchmarks
 #   python3     the demo's JSON checks
+#   systemd, dbus-daemon  systemd-analyze verify of the units; a private bus for the D-Bus tests
+#   docker.io   only where no Docker engine is installed yet
 set -euo pipefail
-pkgs=(e2fsprogs dosfstools mtools fdisk xz-utils nginx-light time python3 ca-certificates)
+pkgs=(e2fsprogs dosfstools mtools fdisk xz-utils nginx-light time python3 ca-certificates systemd dbus-daemon)
+command -v docker >/dev/null 2>&1 || pkgs+=(docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
