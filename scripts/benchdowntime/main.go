@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -83,7 +84,22 @@ func probe(args []string) {
 		case <-t.C:
 		}
 		r.Probes++
-		resp, err := c.Get(*url)
+		began := time.Now()
+		var dnsDone, connStart time.Time
+		var addrs string
+		trace := &httptrace.ClientTrace{
+			DNSDone: func(i httptrace.DNSDoneInfo) {
+				dnsDone = time.Now()
+				addrs = fmt.Sprint(i.Addrs)
+			},
+			ConnectStart: func(string, string) {
+				if connStart.IsZero() {
+					connStart = time.Now()
+				}
+			},
+		}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, *url, nil)
+		resp, err := c.Do(req)
 		ok := err == nil && resp.StatusCode == http.StatusOK
 		if err == nil {
 			resp.Body.Close()
@@ -95,7 +111,8 @@ func probe(args []string) {
 				if err == nil {
 					err = errors.New(resp.Status)
 				}
-				r.Errors = append(r.Errors, now.Format("15:04:05.000 ")+err.Error())
+				r.Errors = append(r.Errors, began.Format("15:04:05.000 ")+err.Error()+
+					fmt.Sprintf(" (dns %v %s, connect after %v)", dnsDone.Sub(began).Round(time.Millisecond), addrs, connStart.Sub(began).Round(time.Millisecond)))
 			}
 			continue
 		}
@@ -259,6 +276,11 @@ func managerRun(ctx context.Context, cli *client.Client, tmp, prober string, ref
 	}
 	run := test + "-" + strategy
 	m := &containers.Manager{Client: cli, Dir: dir, Project: project, Labels: map[string]string{containerstest.LabelTest: run}}
+	if verbose {
+		m.Logf = func(format string, args ...any) {
+			fmt.Printf("    %s manager: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+		}
+	}
 	mk := func(version string, counter uint64, v string) *release.Manifest {
 		s := release.Service{Name: "web", Image: refs[v], Restart: release.RestartUnlessStopped, StopTimeout: release.Duration(5 * time.Second),
 			Health: &release.ContainerHealth{Kind: release.ContainerHealthHTTP, URL: "http://web:8080/healthz", Interval: release.Duration(100 * time.Millisecond)}}

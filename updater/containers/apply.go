@@ -160,7 +160,7 @@ func (m *Manager) Apply(ctx context.Context, from, to *release.Manifest, strateg
 		if !ok || handOver[name] {
 			continue
 		}
-		id, err := m.create(ctx, to.Version, s, ids[name], m.Name(name))
+		id, err := m.create(ctx, to.Version, s, ids[name], m.Name(name), []string{s.Name})
 		if err != nil {
 			return fail(err)
 		}
@@ -185,8 +185,20 @@ func portsCollide(c container.Summary, s release.Service) bool {
 }
 
 // handOver starts the new container of s beside the old one, under the
-// other of the two names, waits until it is healthy, then retires the old
-// one.
+// other of the two names, and moves the service's name to it without a
+// failed connection:
+//
+//  1. the new container joins the project network under its container
+//     name only, so the service name does not resolve to it yet;
+//  2. once it is healthy it is reconnected with the service name as alias.
+//     The engine publishes the name as the endpoint is made, a moment
+//     before the interface answers ARP, and a client that asks in that
+//     moment would wait a second for the kernel's next ARP attempt; so
+//     the container's address is announced (gratuitous ARP) right after,
+//     which answers those clients at once;
+//  3. the old container is stopped gracefully: it refuses new connections
+//     (a refused address makes clients try the next one the name resolves
+//     to), finishes those in flight and exits, and its name goes with it.
 func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.Service, imageID string) error {
 	cur, err := m.current(ctx, s.Name)
 	if err != nil {
@@ -201,7 +213,7 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 	} else if old != nil {
 		m.Client.ContainerRemove(ctx, old.ID, client.ContainerRemoveOptions{Force: true})
 	}
-	id, err := m.create(ctx, to.Version, s, imageID, next)
+	id, err := m.create(ctx, to.Version, s, imageID, next, nil)
 	if err != nil {
 		return err
 	}
@@ -215,7 +227,39 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 	if err := m.waitService(ctx, s, next, time.Now().Add(deadline)); err != nil {
 		return fmt.Errorf("hand-over of %s: %w", s.Name, err)
 	}
+	if _, err := m.Client.NetworkDisconnect(ctx, m.project(), client.NetworkDisconnectOptions{Container: id}); err != nil {
+		return fmt.Errorf("hand-over of %s: disconnect %s: %w", s.Name, next, err)
+	}
+	ep := &network.EndpointSettings{Aliases: []string{s.Name}}
+	if _, err := m.Client.NetworkConnect(ctx, m.project(), client.NetworkConnectOptions{Container: id, EndpointConfig: ep}); err != nil {
+		return fmt.Errorf("hand-over of %s: connect %s as %s: %w", s.Name, next, s.Name, err)
+	}
+	m.announce(ctx, id)
+	m.logf("hand-over of %s: %s answers to the name; stopping the old container", s.Name, next)
 	return m.retireContainer(ctx, s.Name, cur)
+}
+
+// announce has the container's address on the project network announced
+// from its network namespace (see announce). Without root on the engine's
+// host (a remote engine) it is skipped.
+func (m *Manager) announce(ctx context.Context, id string) {
+	c, err := m.inspect(ctx, id)
+	if err != nil || c == nil || c.State == nil || c.NetworkSettings == nil {
+		return
+	}
+	ep := c.NetworkSettings.Networks[m.project()]
+	if ep == nil {
+		return
+	}
+	pid, ip := c.State.Pid, ep.IPAddress
+	// Three announcements 100 ms apart: the first answers the clients
+	// that asked while the interface was plugged in, the others those
+	// whose request crossed it.
+	go func() {
+		if err := announce(pid, ip, 3, 100*time.Millisecond); err != nil {
+			m.logf("announce %v: %v (clients that resolved the name early may wait up to a second)", ip, err)
+		}
+	}()
 }
 
 // retire stops the service's running container gracefully, switches its
@@ -290,8 +334,8 @@ func (m *Manager) network(ctx context.Context) error {
 }
 
 // create creates (does not start) the container of s from the verified
-// image ID.
-func (m *Manager) create(ctx context.Context, version string, s release.Service, imageID, name string) (string, error) {
+// image ID, on the project network with the given aliases.
+func (m *Manager) create(ctx context.Context, version string, s release.Service, imageID, name string, aliases []string) (string, error) {
 	if imageID == "" {
 		return "", fmt.Errorf("service %s: image not present", s.Name)
 	}
@@ -352,7 +396,7 @@ func (m *Manager) create(ctx context.Context, version string, s release.Service,
 		hc.Mounts = append(hc.Mounts, mt)
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		m.project(): {Aliases: []string{s.Name}},
+		m.project(): {Aliases: aliases},
 	}}
 	r, err := m.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc, NetworkingConfig: nc})
 	if err != nil {

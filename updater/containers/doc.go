@@ -45,9 +45,16 @@
 // new); kill-then-download (stop old first; if pulling runs out of space the
 // old images are removed and the pull retried; a rollback pulls them again);
 // hand-over (for services with HandOver whose new host ports do not collide
-// with the old ones: the new container starts beside the old one, and the
-// old one stops only once the new one is healthy; other services switch as
-// with download-then-kill).
+// with the old ones: the new container starts beside the old one under its
+// container name only, takes the service name once it is healthy, and the
+// old one stops gracefully after that; other services switch as with
+// download-then-kill). The engine makes a name resolve to a new endpoint a
+// moment before its interface answers ARP, so the Manager announces the
+// new address (gratuitous ARP from the container's network namespace; it
+// needs root on the engine's host and is skipped otherwise); the old
+// endpoint's interface likewise goes a moment before its name, which can
+// still cost a client that resolves the name in that moment one connection
+// attempt.
 //
 // Volume snapshots are read through the engine's archive API from a helper
 // container that is created (never started) with the volume mounted, so
