@@ -232,16 +232,21 @@ func pickPayloads(m *release.Manifest) (root, boot *release.Payload, err error) 
 	return root, boot, nil
 }
 
-// writeImage streams one verified payload file into a partition and reads
-// the partition back.
+// writeImage streams one downloaded payload file into a partition and reads
+// the partition back. The payload is hashed again as it is read, from the
+// same open file, so the bytes installed are the bytes verified (P5).
 func (u *Updater) writeImage(ctx context.Context, file string, p *release.Payload, d *sdcard.Disk, part sdcard.Partition, img release.Image) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	src, err := payload.CheckedReader(f, p.Size, p.SHA256)
+	if err != nil {
+		return err
+	}
 	want := payload.Image{Size: img.Size, SHA256: img.SHA256}
-	if err := payload.WriteImage(ctx, f, p.Codec, d.File(), part.Start, part.Size, want, u.progress("write "+p.For)); err != nil {
+	if err := payload.WriteImage(ctx, src, p.Codec, d.File(), part.Start, part.Size, want, u.progress("write "+p.For)); err != nil {
 		return fmt.Errorf("%s image into partition %d: %w", p.For, part.Number, err)
 	}
 	if err := d.Sync(); err != nil {
