@@ -205,12 +205,12 @@ const minSkip = 16
 func (w *Writer) diff(d []byte) {
 	for len(d) > 0 {
 		skip := 0
-		for skip < len(d) && skip < math.MaxUint32 && d[skip] == 0 {
+		for skip < len(d) && int64(skip) < math.MaxUint32 && d[skip] == 0 {
 			skip++
 		}
 		// The literal ends before the next run of minSkip zeros.
 		end, zeros := skip, 0
-		for end < len(d) && end-skip < math.MaxUint32 {
+		for end < len(d) && int64(end-skip) < math.MaxUint32 {
 			if d[end] == 0 {
 				zeros++
 			} else {
