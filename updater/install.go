@@ -111,10 +111,6 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 		return nil, err
 	}
 	u.report(ctx, s, st, PhaseDownloading, "", 0)
-	dlDir := u.dataPath("downloads")
-	if err := os.MkdirAll(dlDir, 0o755); err != nil {
-		return fail("download", err)
-	}
 	files := map[*release.Payload]string{}
 	// Root delta (delta_install.go): when the release has a delta from the
 	// image the running slot records, it replaces the full root payload,
@@ -128,19 +124,11 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 		if p == rootPl && viaDelta {
 			continue // root delta
 		}
-		if err := checkFree(dlDir, p.Size); err != nil {
-			return fail("download", err)
-		}
-		url, err := tc.TargetURL(p.Target)
+		file, err := u.fetchPayload(ctx, tc, p)
 		if err != nil {
 			return fail("download", err)
 		}
-		dst := filepath.Join(dlDir, p.SHA256+"."+p.Codec)
-		dl := payload.Downloader{HTTP: u.dl, StallTimeout: u.cfg.StallTimeout, Progress: u.progress("download " + p.For)}
-		if err := dl.Fetch(ctx, url, dst, p.Size, p.SHA256); err != nil {
-			return fail("download", fmt.Errorf("%s: %w", p.Target, err))
-		}
-		files[p] = dst
+		files[p] = file
 	}
 
 	// Write the slot. The other slot's boot partition is invalidated first,
