@@ -136,7 +136,11 @@ func (m *Manager) probe(ctx context.Context, s release.Service, h *release.Conta
 		case container.Unhealthy:
 			why := "the engine reports it unhealthy"
 			if n := len(c.State.Health.Log); n > 0 {
-				why += ": " + strings.TrimSpace(c.State.Health.Log[n-1].Output)
+				if out := strings.TrimSpace(c.State.Health.Log[n-1].Output); out != "" {
+					why += ": " + out
+				} else {
+					why += fmt.Sprintf(" (health check exit code %d)", c.State.Health.Log[n-1].ExitCode)
+				}
 			}
 			return false, why, true
 		}
