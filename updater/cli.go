@@ -216,7 +216,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			res, err := u.Update(cmd.Context(), uo)
 			if res != nil {
-				out(cmd, res, fmt.Sprintf("release %s written to slot %s and armed for a trial boot\n%s", res.Version, res.Slot, res.Reboot))
+				h := fmt.Sprintf("release %s written to slot %s and armed for a trial boot\n%s", res.Version, res.Slot, res.Reboot)
+				if !res.Armed { // containers hook: a container-only release arms nothing
+					h = fmt.Sprintf("release %s: %s", res.Version, res.Reboot)
+					if err != nil {
+						h = fmt.Sprintf("release %s: the container set was switched back", res.Version)
+					}
+				}
+				out(cmd, res, h)
 			}
 			if errors.Is(err, ErrNoUpdate) {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ota-updater: already up to date")
