@@ -11,6 +11,11 @@
 #   5. release 3.0.0, whose health check fails, is published; the gateway
 #      installs it to slot A, the trial fails, it reboots back to 2.0.0 and
 #      the server shows the rollback with its reason
+#   6. containers (when a Docker engine answers): an image built FROM scratch
+#      is published as a container-only release (`manifest-server
+#      create-update --docker-image`, pushed to the server's registry and
+#      pinned by digest); the gateway switches to it without a reboot; a
+#      release whose container is unhealthy is rolled back to the previous one
 #
 # Usage: scripts/demo.sh [WORKDIR]   (default out/demo; binaries from ./bin or $BIN)
 # Every step checks its outcome; the script exits non-zero at the first surprise.
@@ -44,7 +49,13 @@ rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
+docker_used=
+cleanup() {
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+	wait 2>/dev/null || true
+	[ -n "$docker_used" ] && cleanup_docker
+	true
+}
 trap cleanup EXIT
 
 step "1. keys, repository, and a root file system and boot files for three releases"
@@ -158,5 +169,84 @@ expect 0.release 2.0.0 manifest-server devices --db devices.db --json
 expect 0.phase rolled-back manifest-server devices --db devices.db --json
 manifest-server devices --db devices.db
 
-step "done: the gateway runs 2.0.0 from slot B; 3.0.0 was tried and rolled back"
+step "11. containers: a service image, published as a container-only release"
+# Everything the demo makes in the engine carries one of these labels or
+# names, and goes at exit.
+demo_project=otademo
+cleanup_docker() {
+	local ids
+	ids=$(docker ps -aq --filter label=com.healthguard.ota.project=$demo_project 2>/dev/null)
+	[ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+	ids=$(docker volume ls -q --filter label=com.healthguard.ota.project=$demo_project 2>/dev/null)
+	[ -n "$ids" ] && docker volume rm -f $ids >/dev/null 2>&1
+	docker network rm $demo_project >/dev/null 2>&1 || true
+	ids=$(docker images -q --filter label=com.healthguard.ota.demo=1 2>/dev/null | sort -u)
+	[ -n "$ids" ] && docker rmi -f $ids >/dev/null 2>&1
+	true
+}
+why=
+if ! command -v docker >/dev/null; then
+	why="the docker command is not installed"
+elif ! docker info >/dev/null 2>&1; then
+	why="no Docker engine answers (is dockerd running, may this user use it?)"
+elif ! command -v go >/dev/null; then
+	why="the go tool is needed to build the service image"
+fi
+if [ -n "$why" ]; then
+	echo "   skipped: $why"
+else
+	docker_used=1
+	cleanup_docker
+	# The service: the container tests' small HTTP server, static, FROM scratch.
+	# /healthz fails when UNHEALTHY is set; the image's HEALTHCHECK asks it.
+	mkdir -p svc
+	(cd "$here/updater/containers/testdata/svc" && CGO_ENABLED=0 go build -trimpath -o "$work/svc/svc" .)
+	build_image() { # TAG VERSION [UNHEALTHY]
+		printf 'FROM scratch\nCOPY svc /svc\nENV VERSION=%s UNHEALTHY=%s\nLABEL com.healthguard.ota.demo=1\nHEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/svc", "probe"]\nENTRYPOINT ["/svc"]\n' \
+			"$2" "${3:-}" >svc/Dockerfile
+		docker build -q -t "$1" svc >svc/build.log 2>&1 || { cat svc/build.log; fail "docker build $1"; }
+	}
+	build_image healthguard/mqtt-bridge:1.2.0 1.2.0
+	# The gateway runs its containers under its own project name.
+	printf 'containers:\n  project: %s\n' "$demo_project" >>pi/data/ota/updater.yaml
+
+	step "12. create-update: push the image to the server's registry, pin it by digest, sign, publish 2.1.0"
+	manifest-server create-update --version 2.1.0 --docker-image healthguard/mqtt-bridge:1.2.0 \
+		--repo repo --keys keys --registry-url "$url" --health-deadline 30s
+	ota-updater --root pi check
+	expect version 2.1.0 ota-updater --root pi check --json
+
+	step "13. update: pull by digest, start the container, wait for its health; no reboot"
+	ota-updater --root pi update
+	expect booted B bootctl --root pi status --json
+	expect trial false bootctl --root pi status --json
+	expect state.phase committed ota-updater --root pi status --json
+	expect state.version 2.1.0 ota-updater --root pi status --json
+	expect containers.0.name mqtt-bridge ota-updater --root pi status --json
+	expect containers.0.state running ota-updater --root pi status --json
+	expect containers.0.health healthy ota-updater --root pi status --json
+	want=$(ota-updater --root pi status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['containers'][0]['desired_image'])")
+	expect containers.0.running_image "$want" ota-updater --root pi status --json
+	ota-updater --root pi status
+
+	step "14. publish 2.2.0 whose service is unhealthy; the gateway switches, waits, and restores 2.1.0's container"
+	build_image healthguard/mqtt-bridge:1.3.0 1.3.0 1
+	manifest-server create-update --version 2.2.0 --docker-image healthguard/mqtt-bridge:1.3.0 \
+		--repo repo --keys keys --registry-url "$url" --health-deadline 20s
+	set +e; ota-updater --root pi update; rc=$?; set -e
+	[ $rc -eq 6 ] || fail "update to an unhealthy container set: exit $rc, want 6 (rolled back)"
+	# The restored container runs its image's health check again: a second or two.
+	for _ in $(seq 30); do
+		ota-updater --root pi status --json | grep -q '"health": "starting"' || break
+		sleep 0.5
+	done
+	expect state.phase rolled-back ota-updater --root pi status --json
+	expect containers.0.release 2.1.0 ota-updater --root pi status --json
+	expect containers.0.running_image "$want" ota-updater --root pi status --json
+	expect containers.0.health healthy ota-updater --root pi status --json
+	expect 0.phase rolled-back manifest-server devices --db devices.db --json
+	ota-updater --root pi status
+fi
+
+step "done: the gateway runs 2.0.0 from slot B; 3.0.0 was tried and rolled back (and, with Docker, container set 2.1.0 runs; 2.2.0 was rolled back)"
 ota-updater --root pi status
