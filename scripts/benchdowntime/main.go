@@ -43,8 +43,10 @@ type result struct {
 	Probes int           `json:"probes"`
 	Failed int           `json:"failed"`
 	MaxGap time.Duration `json:"max_gap"`
-	// Errors are the first few failures, for the reader.
+	// Errors are the first few failures and Last the last few, for the
+	// reader.
 	Errors []string `json:"errors,omitempty"`
+	Last   []string `json:"last,omitempty"`
 }
 
 func main() {
@@ -107,12 +109,18 @@ func probe(args []string) {
 		now := time.Now()
 		if !ok {
 			r.Failed++
+			if err == nil {
+				err = errors.New(resp.Status)
+			}
+			msg := began.Format("15:04:05.000 ") + err.Error() +
+				fmt.Sprintf(" (dns %v %s, connect after %v)", dnsDone.Sub(began).Round(time.Millisecond), addrs, connStart.Sub(began).Round(time.Millisecond))
 			if len(r.Errors) < 5 {
-				if err == nil {
-					err = errors.New(resp.Status)
+				r.Errors = append(r.Errors, msg)
+			} else {
+				r.Last = append(r.Last, msg)
+				if len(r.Last) > 5 {
+					r.Last = r.Last[1:]
 				}
-				r.Errors = append(r.Errors, began.Format("15:04:05.000 ")+err.Error()+
-					fmt.Sprintf(" (dns %v %s, connect after %v)", dnsDone.Sub(began).Round(time.Millisecond), addrs, connStart.Sub(began).Round(time.Millisecond)))
 			}
 			continue
 		}
@@ -169,6 +177,12 @@ func run(ctx context.Context) error {
 		fmt.Printf("%-34s %8d %8d %12s\n", name, r.Probes, r.Failed, r.MaxGap.Round(time.Millisecond))
 		if verbose {
 			for _, e := range r.Errors {
+				fmt.Printf("    %s\n", e)
+			}
+			if len(r.Last) > 0 {
+				fmt.Println("    ...")
+			}
+			for _, e := range r.Last {
 				fmt.Printf("    %s\n", e)
 			}
 		}

@@ -167,6 +167,10 @@ func (m *Manager) Apply(ctx context.Context, from, to *release.Manifest, strateg
 		if _, err := m.Client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 			return fail(fmt.Errorf("start %s: %w", m.Name(name), err))
 		}
+		// Clients that resolved the name while the engine was still
+		// plugging the interface in get its address now, not a second
+		// later (see handOver).
+		m.announce(ctx, id)
 	}
 	return m.Rollback, nil
 }
