@@ -345,7 +345,10 @@ func humanStatus(si *StatusInfo) string {
 	fmt.Fprintf(&b, "phase:     %s", s.Phase)
 	if s.Version != "" {
 		fmt.Fprintf(&b, " (%s", s.Version)
-		if s.Target != "" {
+		switch {
+		case s.Manifest != nil && s.Manifest.ContainerOnly():
+			b.WriteString(", containers only")
+		case s.Target != "":
 			fmt.Fprintf(&b, " in slot %s", s.Target)
 		}
 		b.WriteString(")")
