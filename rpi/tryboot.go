@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unsafe"
+
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 )
 
 // Armer sets and clears the one-shot tryboot flag for the next reboot.
@@ -61,7 +63,7 @@ type RebootParam struct {
 
 // Arm writes TrybootRebootArgument to Path, replacing it atomically.
 func (r RebootParam) Arm() error {
-	if err := writeFileAtomic(r.Path, []byte(TrybootRebootArgument+"\n")); err != nil {
+	if err := atomicfile.Write(r.Path, []byte(TrybootRebootArgument+"\n"), 0o644); err != nil {
 		return fmt.Errorf("arm tryboot: %w", err)
 	}
 	return nil
@@ -76,7 +78,7 @@ func (r RebootParam) Disarm() error {
 	if err != nil {
 		return fmt.Errorf("disarm tryboot: %w", err)
 	}
-	if err := syncDir(filepath.Dir(r.Path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(r.Path)); err != nil {
 		return fmt.Errorf("disarm tryboot: %w", err)
 	}
 	return nil
@@ -108,50 +110,6 @@ func (r RebootParam) Armed() (bool, error) {
 // flag: the Pi kernel looks for " tryboot", leading space included.
 func RebootArgumentArms(arg string) bool {
 	return strings.Contains(arg, " tryboot")
-}
-
-// writeFileAtomic replaces name with data: temporary file in the same
-// directory, fsync, rename, fsync of the directory. The directory is created
-// if missing (/run/systemd on a virtual Pi).
-func writeFileAtomic(name string, data []byte) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Mailbox arms a trial through the VideoCore firmware mailbox (/dev/vcio):

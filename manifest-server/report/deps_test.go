@@ -7,7 +7,8 @@ import (
 )
 
 // TestLeanDependencies keeps the package fit for the device binary: the
-// standard library only (no database driver, no CLI or config libraries).
+// standard library and the project's stdlib-only atomicfile (no database
+// driver, no CLI or config libraries).
 func TestLeanDependencies(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -18,7 +19,9 @@ func TestLeanDependencies(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, p := range strings.Fields(string(out)) {
-		if p != "github.com/healthguard/gateway-ota/manifest-server/report" {
+		switch p {
+		case "github.com/healthguard/gateway-ota/manifest-server/report", "github.com/healthguard/gateway-ota/rpi/atomicfile":
+		default:
 			t.Errorf("report imports %s; want the standard library only", p)
 		}
 	}

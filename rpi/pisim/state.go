@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/healthguard/gateway-ota/rpi"
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 )
 
 // stateFormat is the version of state.json this package writes.
@@ -126,7 +127,10 @@ func (d *Device) writeState(st State) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(d.statePath(), append(b, '\n'))
+	if err := atomicfile.Write(d.statePath(), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", d.statePath(), err)
+	}
+	return nil
 }
 
 // appendLog adds the attempts of one boot to boot.log in one write.
@@ -190,37 +194,4 @@ func splitLines(b []byte) [][]byte {
 		b = b[i:]
 	}
 	return out
-}
-
-// writeFileAtomic writes name through a temp file in the same directory,
-// synced and renamed over name, then syncs the directory.
-func writeFileAtomic(name string, data []byte) error {
-	dir := filepath.Dir(name)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if df, err := os.Open(dir); err == nil {
-		df.Sync()
-		df.Close()
-	}
-	return nil
 }
