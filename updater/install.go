@@ -281,23 +281,37 @@ func checkFree(dir string, need int64) error {
 	return nil
 }
 
-// progress returns a payload progress callback printing lines like
-// "download rootfs  42% 12.0/28.5 MiB 6.1 MiB/s".
+// progress returns a payload progress callback printing a line at every
+// tenth of the work, like "download rootfs   40%   11.2 MiB of 28.0 MiB   6.1 MiB/s".
 func (u *Updater) progress(what string) payload.Progress {
 	start := time.Now()
-	lastPct := -1
+	last := -1
 	return func(done, total int64) {
 		if total <= 0 {
 			return
 		}
-		pct := int(done * 100 / total)
-		if pct/10 == lastPct/10 && done != total {
+		step := int(done * 10 / total)
+		if step == last {
 			return
 		}
-		lastPct = pct
-		rate := float64(done) / (1 << 20) / max(time.Since(start).Seconds(), 0.001)
-		fmt.Fprintf(u.cfg.Progress, "%-16s %3d%% %7.1f/%.1f MiB %6.1f MiB/s\n", what, pct, float64(done)/(1<<20), float64(total)/(1<<20), rate)
+		last = step
+		rate := float64(done) / max(time.Since(start).Seconds(), 0.001)
+		fmt.Fprintf(u.cfg.Progress, "%-16s %3d%%  %9s of %-9s %9s/s\n", what, done*100/total, humanBytes(float64(done)), humanBytes(float64(total)), humanBytes(rate))
 	}
+}
+
+// humanBytes formats a byte count with a binary unit.
+func humanBytes(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for n >= 1024 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f %s", n, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", n, units[i])
 }
 
 // removeDownloads deletes staged payloads.
