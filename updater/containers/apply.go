@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,48 +132,174 @@ func (m *Manager) Apply(ctx context.Context, from, to *release.Manifest, strateg
 			}
 		}
 	}
-	// Stop the others.
+	if strategy == release.StrategyKillThenDownload {
+		return m.killThenDownload(ctx, to, set, changed, want, j, fail)
+	}
+	// Download-then-kill, and the services a hand-over cannot hand over:
+	// the new containers are created before the old ones stop, so that
+	// once an old one has exited only its successor's start remains.
+	next := map[string]string{}
+	old := map[string]*container.InspectResponse{}
 	for _, name := range changed {
 		if handOver[name] {
 			continue
 		}
+		c, err := m.current(ctx, name)
+		if err != nil {
+			return fail(err)
+		}
+		old[name] = c
+		s, ok := want[name]
+		if !ok {
+			continue
+		}
+		id, err := m.createBeside(ctx, to.Version, s, ids[name])
+		if err != nil {
+			return fail(err)
+		}
+		next[name] = id
+	}
+	if !hasBackup(set, changed) || strategy == release.StrategyHandOver {
+		// Nothing to snapshot between the stop and the start (a hand-over
+		// snapshotted before): each service switches on its own.
+		for _, name := range changed {
+			if handOver[name] {
+				continue
+			}
+			if err := m.retireContainer(ctx, name, old[name]); err != nil {
+				return fail(err)
+			}
+			if err := m.startNext(ctx, name, next[name]); err != nil {
+				return fail(err)
+			}
+		}
+		return m.Rollback, nil
+	}
+	for _, name := range changed {
+		if err := m.retireContainer(ctx, name, old[name]); err != nil {
+			return fail(err)
+		}
+	}
+	if err := m.backupAll(ctx, set, changed, ids, j); err != nil {
+		return fail(err)
+	}
+	for _, name := range changed {
+		if err := m.startNext(ctx, name, next[name]); err != nil {
+			return fail(err)
+		}
+	}
+	return m.Rollback, nil
+}
+
+// killThenDownload stops the changed services first, then pulls the new
+// images (removing the old ones if space runs out), snapshots and starts.
+func (m *Manager) killThenDownload(ctx context.Context, to *release.Manifest, set *release.ContainerSet, changed []string, want map[string]release.Service, j *journal, fail func(error) (func(context.Context) error, error)) (func(context.Context) error, error) {
+	for _, name := range changed {
 		if err := m.retire(ctx, name); err != nil {
 			return fail(err)
 		}
 	}
-	if strategy == release.StrategyKillThenDownload {
-		if ids, err = m.ensure(ctx, set); err != nil && errors.Is(err, syscall.ENOSPC) || err != nil && strings.Contains(err.Error(), "no space left") {
-			m.logf("out of space while pulling: removing the old images and retrying")
-			m.removeImagesOf(ctx, changed)
-			ids, err = m.ensure(ctx, set)
-		}
-		if err != nil {
-			return fail(err)
-		}
+	ids, err := m.ensure(ctx, set)
+	if err != nil && errors.Is(err, syscall.ENOSPC) || err != nil && strings.Contains(err.Error(), "no space left") {
+		m.logf("out of space while pulling: removing the old images and retrying")
+		m.removeImagesOf(ctx, changed)
+		ids, err = m.ensure(ctx, set)
 	}
-	if strategy != release.StrategyHandOver {
-		if err := m.backupAll(ctx, set, changed, ids, j); err != nil {
-			return fail(err)
-		}
+	if err != nil {
+		return fail(err)
+	}
+	if err := m.backupAll(ctx, set, changed, ids, j); err != nil {
+		return fail(err)
 	}
 	for _, name := range changed {
 		s, ok := want[name]
-		if !ok || handOver[name] {
+		if !ok {
 			continue
 		}
 		id, err := m.create(ctx, to.Version, s, ids[name], m.Name(name), []string{s.Name})
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := m.Client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			return fail(fmt.Errorf("start %s: %w", m.Name(name), err))
+		if err := m.startNext(ctx, name, id); err != nil {
+			return fail(err)
 		}
-		// Clients that resolved the name while the engine was still
-		// plugging the interface in get its address now, not a second
-		// later (see handOver).
-		m.announce(ctx, id)
 	}
 	return m.Rollback, nil
+}
+
+// hasBackup reports whether a changed service of set has a Backup volume.
+func hasBackup(set *release.ContainerSet, changed []string) bool {
+	for _, s := range set.Services {
+		if !slices.Contains(changed, s.Name) {
+			continue
+		}
+		for _, v := range s.Volumes {
+			if v.Backup {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// createBeside creates (does not start) the new container of s while the
+// old one may still run: under whichever of the service's two container
+// names the old one does not hold, with the service name as alias (a
+// created container has no endpoint yet, so the name does not resolve to
+// it before it starts).
+func (m *Manager) createBeside(ctx context.Context, version string, s release.Service, imageID string) (string, error) {
+	name, err := m.freeName(ctx, s.Name)
+	if err != nil {
+		return "", err
+	}
+	return m.create(ctx, version, s, imageID, name, []string{s.Name})
+}
+
+// freeName returns the one of the service's two container names its
+// current container does not hold, removing a leftover container of an
+// earlier attempt under it.
+func (m *Manager) freeName(ctx context.Context, svc string) (string, error) {
+	cur, err := m.current(ctx, svc)
+	if err != nil {
+		return "", err
+	}
+	name := m.nextName(svc)
+	if cur != nil && strings.TrimPrefix(cur.Name, "/") == name {
+		name = m.Name(svc)
+	}
+	if old, err := m.inspect(ctx, name); err != nil {
+		return "", err
+	} else if old != nil {
+		m.Client.ContainerRemove(ctx, old.ID, client.ContainerRemoveOptions{Force: true})
+	}
+	return name, nil
+}
+
+// startNext starts the created container id of svc once its predecessor
+// is retired: renamed to the service's plain name if it was created under
+// the other one and that is free now (renaming a container that does not
+// run touches no network), then started and announced.
+func (m *Manager) startNext(ctx context.Context, svc, id string) error {
+	if id == "" {
+		return nil // a removed service
+	}
+	if c, err := m.current(ctx, svc); err != nil {
+		return err
+	} else if c == nil || c.ID != id {
+		return fmt.Errorf("start %s: its container is gone", m.Name(svc))
+	} else if strings.TrimPrefix(c.Name, "/") != m.Name(svc) {
+		if _, err := m.Client.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: m.Name(svc)}); err != nil {
+			return fmt.Errorf("rename %s: %w", c.Name, err)
+		}
+	}
+	if _, err := m.Client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", m.Name(svc), err)
+	}
+	// Clients that resolved the name while the engine was still plugging
+	// the interface in get its address now, not a second later (see
+	// handOver).
+	m.announce(ctx, id)
+	return nil
 }
 
 // portsCollide reports whether s publishes a host port the running
@@ -208,14 +335,9 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 	if err != nil {
 		return err
 	}
-	next := m.nextName(s.Name)
-	if cur != nil && strings.TrimPrefix(cur.Name, "/") == next {
-		next = m.Name(s.Name)
-	}
-	if old, err := m.inspect(ctx, next); err != nil {
+	next, err := m.freeName(ctx, s.Name)
+	if err != nil {
 		return err
-	} else if old != nil {
-		m.Client.ContainerRemove(ctx, old.ID, client.ContainerRemoveOptions{Force: true})
 	}
 	id, err := m.create(ctx, to.Version, s, imageID, next, nil)
 	if err != nil {
@@ -256,6 +378,7 @@ func (m *Manager) announce(ctx context.Context, id string) {
 		return
 	}
 	pid, ip := c.State.Pid, ep.IPAddress
+	m.logf("announce %s at %v", strings.TrimPrefix(c.Name, "/"), ip)
 	// Three announcements 100 ms apart: the first answers the clients
 	// that asked while the interface was plugged in, the others those
 	// whose request crossed it.

@@ -41,8 +41,11 @@
 // bring it back, and the updater calls Rollback when it finds a journal on a
 // boot that is not a trial.
 //
-// Strategies (balena's): download-then-kill (ensure, then stop old, start
-// new); kill-then-download (stop old first; if pulling runs out of space the
+// Strategies (balena's): download-then-kill (ensure; create the new
+// container beside the old one under the other of the service's two
+// container names, stop the old one, rename the new one to the plain name
+// and start it, so the downtime is the old one's exit plus one start);
+// kill-then-download (stop old first; if pulling runs out of space the
 // old images are removed and the pull retried; a rollback pulls them again);
 // hand-over (for services with HandOver whose new host ports do not collide
 // with the old ones: the new container starts beside the old one under its
