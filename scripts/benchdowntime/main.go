@@ -55,6 +55,7 @@ func main() {
 		return
 	}
 	flag.BoolVar(&verbose, "v", false, "print the first failed probes of each method")
+	flag.StringVar(&only, "only", "", "run only this method: download-then-kill, hand-over or compose")
 	flag.Parse()
 	if err := run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "benchdowntime:", err)
@@ -133,7 +134,10 @@ func probe(args []string) {
 
 const test = "benchdowntime"
 
-var verbose bool
+var (
+	verbose bool
+	only    string
+)
 
 func run(ctx context.Context) error {
 	if why := containerstest.Available(); why != "" {
@@ -188,11 +192,17 @@ func run(ctx context.Context) error {
 		}
 	}
 	for _, strategy := range []string{release.StrategyDownloadThenKill, release.StrategyHandOver} {
+		if only != "" && only != strategy {
+			continue
+		}
 		r, err := managerRun(ctx, cli, tmp, proberImage, refs, strategy)
 		if err != nil {
 			return fmt.Errorf("%s: %w", strategy, err)
 		}
 		row("ota-updater "+strategy, r)
+	}
+	if only != "" && only != "compose" {
+		return nil
 	}
 	name, r, err := composeRun(ctx, cli, tmp, proberImage, refs)
 	if err != nil {
