@@ -20,9 +20,12 @@ publishes (a directory of plain files: metadata/ and targets/) and records the
 status reports the gateways send.
 
 The repository works from any static web server; "manifest-server serve" is one
-with extras: it re-signs the short-lived timestamp metadata before it expires
-and accepts signed device reports into an SQLite database, which
-"manifest-server devices" lists.`,
+with extras: it re-signs the short-lived timestamp metadata before it expires,
+accepts signed device reports into an SQLite database, which
+"manifest-server devices" lists, and hosts an OCI image registry under /v2/.
+"manifest-server create-update" publishes a container-only release: its images
+pinned by digest (pushed to the registry first when only the local Docker
+engine has them) and signed into the repository.`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
 }
