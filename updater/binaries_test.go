@@ -154,21 +154,19 @@ func TestPowerCut(t *testing.T) {
 			t.Fatalf("cut %d: confirm: %v\n%s", i, err, out)
 		}
 		// Re-running update finishes with the clean install's bytes.
-		{
-			if out, err := run(d, "update").CombinedOutput(); err != nil {
-				t.Fatalf("cut %d at %v: re-run of update: %v\n%s", i, delay, err, out)
-			}
-			if got := partHash(t, d, sdcard.PartRootB, 0); got != wantRoot {
-				t.Fatalf("cut %d at %v: slot B root differs from a clean install", i, delay)
-			}
-			if got := partHash(t, d, sdcard.PartBootB, 0); got != wantBoot {
-				t.Fatalf("cut %d at %v: slot B boot differs from a clean install", i, delay)
-			}
-			if _, err := d.PowerCut(); err != nil {
-				t.Fatal(err)
-			}
-			run(d, "confirm").Run()
+		if out, err := run(d, "update").CombinedOutput(); err != nil {
+			t.Fatalf("cut %d at %v: re-run of update: %v\n%s", i, delay, err, out)
 		}
+		if got := partHash(t, d, sdcard.PartRootB, 0); got != wantRoot {
+			t.Fatalf("cut %d at %v: slot B root differs from a clean install", i, delay)
+		}
+		if got := partHash(t, d, sdcard.PartBootB, 0); got != wantBoot {
+			t.Fatalf("cut %d at %v: slot B boot differs from a clean install", i, delay)
+		}
+		if _, err := d.PowerCut(); err != nil {
+			t.Fatal(err)
+		}
+		run(d, "confirm").Run()
 	}
 	t.Logf("%d cuts: %d during the update, %d after it finished", *powerCuts, killedEarly, completed)
 }
