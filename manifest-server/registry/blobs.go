@@ -12,6 +12,8 @@ import (
 
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 )
 
 // diskBlobs stores blobs under dir/sha256/<hex>, written through dir/tmp.
@@ -99,7 +101,7 @@ func (b *diskBlobs) Put(_ context.Context, _ string, h v1.Hash, rc io.ReadCloser
 	if err := os.Rename(f.Name(), p); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(p))
+	return atomicfile.SyncDir(filepath.Dir(p))
 }
 
 func (b *diskBlobs) Delete(_ context.Context, _ string, h v1.Hash) error {

@@ -53,6 +53,8 @@ import (
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 )
 
 // MaxManifestSize bounds a pushed manifest (the distribution spec suggests 4 MiB).
@@ -331,56 +333,19 @@ func (r *Registry) repoPath(repo, kind, name string) string {
 
 func (r *Registry) persist(repo, ref string, byDigest bool, h v1.Hash, mediaType string, body []byte) error {
 	mdir := filepath.Join(r.dir, "manifests", "sha256")
-	if err := writeFileSync(filepath.Join(mdir, h.Hex+".type"), []byte(mediaType)); err != nil {
+	if err := atomicfile.Write(filepath.Join(mdir, h.Hex+".type"), []byte(mediaType), 0o600); err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(mdir, h.Hex), body); err != nil {
+	if err := atomicfile.Write(filepath.Join(mdir, h.Hex), body, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileSync(r.repoPath(repo, "digests", h.Hex), nil); err != nil {
+	if err := atomicfile.Write(r.repoPath(repo, "digests", h.Hex), nil, 0o600); err != nil {
 		return err
 	}
 	if !byDigest {
-		return writeFileSync(r.repoPath(repo, "tags", ref), []byte(h.String()))
+		return atomicfile.Write(r.repoPath(repo, "tags", ref), []byte(h.String()), 0o600)
 	}
 	return nil
-}
-
-// writeFileSync writes a small file atomically: temp file, fsync, rename, fsync dir.
-func writeFileSync(name string, data []byte) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // storedManifest is one persisted manifest linked to a repository.

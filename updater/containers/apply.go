@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 	"github.com/healthguard/gateway-ota/updater/release"
 )
 
@@ -639,7 +640,7 @@ func (m *Manager) dropJournal() error {
 	if err := os.Remove(m.journalPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(m.Dir)
+	return atomicfile.SyncDir(m.Dir)
 }
 
 func (m *Manager) removeBackups(j *journal) {

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 	"github.com/healthguard/gateway-ota/updater/release"
 )
 
@@ -196,7 +197,7 @@ func (m *Manager) saveJournal(j *journal) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.journalPath(), append(b, '\n'))
+	return atomicfile.Write(m.journalPath(), append(b, '\n'), 0o600)
 }
 
 // Pending reports whether a switch is journalled but neither committed nor
@@ -263,42 +264,5 @@ func (m *Manager) record(e Entry) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.historyPath(), append(b, '\n'))
-}
-
-// writeFileAtomic: temp file in the same directory, fsync, rename, fsync dir.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(m.historyPath(), append(b, '\n'), 0o600)
 }
