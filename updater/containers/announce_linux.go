@@ -97,3 +97,105 @@ func interfaceWith(ip netip.Addr) (*net.Interface, error) {
 func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v))
 }
+
+// waitExit blocks until process pid exits or timeout passes, and reports
+// whether it exited. It watches a pidfd, so it learns of the exit at once.
+func waitExit(pid int, timeout time.Duration) (bool, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false, fmt.Errorf("watch process %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(timeout)
+	for {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			return false, nil
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("watch process %d: %w", pid, err)
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+}
+
+// setAddr adds (or with add false removes) ip as a /32 on the interface
+// that holds own in the network namespace of process pid.
+func setAddr(pid int, own, ip netip.Addr, add bool) error {
+	if pid <= 0 || !own.Is4() || !ip.Is4() {
+		return fmt.Errorf("address %v: need a process and IPv4 addresses", ip)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// As in announce, the thread never goes back to the scheduler.
+		runtime.LockOSThread()
+		errc <- func() error {
+			ns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("address %v: %w", ip, err)
+			}
+			defer unix.Close(ns)
+			if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("address %v: setns: %w", ip, err)
+			}
+			ifc, err := interfaceWith(own)
+			if err != nil {
+				return err
+			}
+			return netlinkAddr(ifc.Index, ip, add)
+		}()
+	}()
+	return <-errc
+}
+
+// netlinkAddr sends one RTM_NEWADDR or RTM_DELADDR for ip/32 on interface
+// index and waits for the kernel's acknowledgement.
+func netlinkAddr(index int, ip netip.Addr, add bool) error {
+	s, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("address %v: %w", ip, err)
+	}
+	defer unix.Close(s)
+	typ, flags := uint16(unix.RTM_DELADDR), uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	if add {
+		typ, flags = unix.RTM_NEWADDR, flags|unix.NLM_F_CREATE|unix.NLM_F_EXCL
+	}
+	a := ip.As4()
+	attr := func(t uint16) []byte {
+		b := binary.NativeEndian.AppendUint16(nil, 8)
+		b = binary.NativeEndian.AppendUint16(b, t)
+		return append(b, a[:]...)
+	}
+	body := []byte{unix.AF_INET, 32, 0, unix.RT_SCOPE_UNIVERSE}
+	body = binary.NativeEndian.AppendUint32(body, uint32(index))
+	body = append(body, attr(unix.IFA_LOCAL)...)
+	body = append(body, attr(unix.IFA_ADDRESS)...)
+	msg := binary.NativeEndian.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+len(body)))
+	msg = binary.NativeEndian.AppendUint16(msg, typ)
+	msg = binary.NativeEndian.AppendUint16(msg, flags)
+	msg = binary.NativeEndian.AppendUint32(msg, 1)
+	msg = binary.NativeEndian.AppendUint32(msg, 0)
+	msg = append(msg, body...)
+	if err := unix.Sendto(s, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("address %v: %w", ip, err)
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(s, buf, 0)
+	if err != nil {
+		return fmt.Errorf("address %v: %w", ip, err)
+	}
+	if n < unix.NLMSG_HDRLEN+4 || binary.NativeEndian.Uint16(buf[4:6]) != unix.NLMSG_ERROR {
+		return fmt.Errorf("address %v: unexpected netlink answer", ip)
+	}
+	if e := int32(binary.NativeEndian.Uint32(buf[unix.NLMSG_HDRLEN:])); e != 0 {
+		return fmt.Errorf("address %v: %w", ip, unix.Errno(-e))
+	}
+	return nil
+}

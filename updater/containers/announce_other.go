@@ -12,3 +12,13 @@ import (
 func announce(pid int, ip netip.Addr, count int, interval time.Duration) error {
 	return errors.ErrUnsupported
 }
+
+// waitExit needs Linux pidfds; elsewhere it does nothing.
+func waitExit(pid int, timeout time.Duration) (bool, error) {
+	return false, errors.ErrUnsupported
+}
+
+// setAddr needs Linux network namespaces; elsewhere it does nothing.
+func setAddr(pid int, own, ip netip.Addr, add bool) error {
+	return errors.ErrUnsupported
+}

@@ -363,7 +363,78 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 	}
 	m.announce(ctx, id)
 	m.logf("hand-over of %s: %s answers to the name; stopping the old container", s.Name, next)
-	return m.retireContainer(ctx, s.Name, cur)
+	giveBack := m.takeOver(ctx, cur, id)
+	err = m.retireContainer(ctx, s.Name, cur)
+	giveBack()
+	return err
+}
+
+// takeOver has the new container id take the old container's address the
+// moment the old one's process exits (step 3 of handOver). The engine
+// removes the old address from the name only after it has torn the old
+// interface down, and a connection attempt to the address in between would
+// go unanswered (no refusal, so the client waits out its timeout instead
+// of trying the next address). Taken over, the address is answered by the
+// new container until the name no longer resolves to it. The returned
+// giveBack, called once the old container is stopped, waits for that and
+// gives the address back. Without root on the engine's host nothing is
+// taken over.
+func (m *Manager) takeOver(ctx context.Context, old *container.InspectResponse, id string) (giveBack func()) {
+	nothing := func() {}
+	c, err := m.inspect(ctx, id)
+	if err != nil || c == nil || c.State == nil || c.NetworkSettings == nil || old == nil || old.State == nil || old.NetworkSettings == nil {
+		return nothing
+	}
+	newEP, oldEP := c.NetworkSettings.Networks[m.project()], old.NetworkSettings.Networks[m.project()]
+	if newEP == nil || oldEP == nil || !oldEP.IPAddress.Is4() || old.State.Pid <= 0 {
+		return nothing
+	}
+	pid, own, addr := c.State.Pid, newEP.IPAddress, oldEP.IPAddress
+	taken := make(chan bool, 1)
+	go func() {
+		exited, err := waitExit(old.State.Pid, time.Duration(release.DefaultStopTimeout)+time.Minute)
+		if err != nil || !exited {
+			taken <- false
+			return
+		}
+		if err := setAddr(pid, own, addr, true); err != nil {
+			m.logf("take over %v: %v", addr, err)
+			taken <- false
+			return
+		}
+		err = announce(pid, addr, 1, 0)
+		taken <- true
+		m.logf("%s took over %v", strings.TrimPrefix(c.Name, "/"), addr)
+		if err != nil {
+			m.logf("announce %v: %v", addr, err)
+		}
+		announce(pid, addr, 2, 100*time.Millisecond)
+	}()
+	return func() {
+		var ok bool
+		select {
+		case ok = <-taken:
+		case <-time.After(time.Second):
+		}
+		if !ok {
+			return
+		}
+		// The name lets go of the address with the old endpoint.
+		for range 100 {
+			n, err := m.Client.NetworkInspect(ctx, m.project(), client.NetworkInspectOptions{})
+			if err != nil {
+				break
+			}
+			if _, ok := n.Network.Containers[old.ID]; !ok {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if err := setAddr(pid, own, addr, false); err != nil {
+			m.logf("give back %v: %v", addr, err)
+		}
+	}
 }
 
 // announce has the container's address on the project network announced
