@@ -3,11 +3,8 @@ package updater
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"syscall"
 	"time"
@@ -312,16 +309,4 @@ func humanBytes(n float64) string {
 		return fmt.Sprintf("%.0f %s", n, units[i])
 	}
 	return fmt.Sprintf("%.1f %s", n, units[i])
-}
-
-// removeDownloads deletes staged payloads.
-func (u *Updater) removeDownloads() {
-	dir := u.dataPath("downloads")
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return
-	}
-	for _, e := range entries {
-		os.Remove(filepath.Join(dir, e.Name()))
-	}
 }
