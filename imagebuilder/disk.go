@@ -112,10 +112,10 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	}
 	defer os.RemoveAll(work)
 
-	logf("staging root file system from %s", o.RootFS)
-	rootTree, err := Stage(ctx, o.RootFS, filepath.Join(work, "root"), StageOptions{Epoch: o.Epoch, MaxBytes: layout.RootSize})
+	rootImg := filepath.Join(work, "root.img")
+	rootTree, err := buildRootImage(ctx, o.RootFS, work, rootImg, layout.RootSize, o.Epoch, logf)
 	if err != nil {
-		return card, fmt.Errorf("root file system: %w", err)
+		return card, err
 	}
 	logf("staging boot files from %s", o.BootDir)
 	bootDir := filepath.Join(work, "boot")
@@ -173,11 +173,6 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 		return card, err
 	}
 
-	logf("making root ext4 (%s, no journal)", FormatSize(layout.RootSize))
-	rootImg := filepath.Join(work, "root.img")
-	if err := BuildExt4(ctx, rootTree.Dir, rootImg, layout.RootSize, Ext4Options{Label: "rootfs", Epoch: o.Epoch}); err != nil {
-		return card, fmt.Errorf("root file system: %w", err)
-	}
 	logf("writing root A (p%d) and hashing it", sdcard.PartRootA)
 	sum, err := copyImage(ctx, f, part(sdcard.PartRootA), rootImg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/healthguard/gateway-ota/imagebuilder/publish"
@@ -105,15 +106,9 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 	}
 	defer os.RemoveAll(work)
 
-	logf("staging root file system from %s", o.RootFS)
-	rootTree, err := Stage(ctx, o.RootFS, filepath.Join(work, "root"), StageOptions{Epoch: o.Epoch, MaxBytes: layout.RootSize})
-	if err != nil {
-		return nil, fmt.Errorf("root file system: %w", err)
-	}
-	logf("making root ext4 (%s, no journal)", FormatSize(layout.RootSize))
 	rootImg := filepath.Join(work, "rootfs.ext4")
-	if err := BuildExt4(ctx, rootTree.Dir, rootImg, layout.RootSize, Ext4Options{Label: "rootfs", Epoch: o.Epoch}); err != nil {
-		return nil, fmt.Errorf("root file system: %w", err)
+	if _, err := buildRootImage(ctx, o.RootFS, work, rootImg, layout.RootSize, o.Epoch, logf); err != nil {
+		return nil, err
 	}
 	rootImage, err := hashFile(rootImg)
 	if err != nil {
@@ -227,6 +222,12 @@ const XZBlockSize = 8 << 20
 // blocks of XZBlockSize, CRC64 checks. The output depends only on the input
 // (xz's threaded mode writes the same blocks whatever the thread count).
 func CompressXZ(ctx context.Context, src, dst string) error {
+	return runXZ(ctx, src, dst, "-6", "-T0", fmt.Sprintf("--block-size=%d", XZBlockSize), "--check=crc64", "-c")
+}
+
+// runXZ runs xz(1) with args, src as its input and dst as its output; dst is
+// removed if xz fails.
+func runXZ(ctx context.Context, src, dst string, args ...string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -236,14 +237,14 @@ func CompressXZ(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "xz", "-6", "-T0", fmt.Sprintf("--block-size=%d", XZBlockSize), "--check=crc64", "-c")
+	cmd := exec.CommandContext(ctx, "xz", args...)
 	cmd.Stdin, cmd.Stdout = in, out
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		out.Close()
 		os.Remove(dst)
-		return fmt.Errorf("xz %s: %v: %s", filepath.Base(src), err, stderr.String())
+		return fmt.Errorf("xz %s %s: %v: %s", strings.Join(args, " "), filepath.Base(src), err, stderr.String())
 	}
 	return out.Close()
 }
@@ -259,3 +260,19 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *limitedBuffer) String() string { return string(l.b) }
+
+// buildRootImage stages a root file system (directory or tar archive) under
+// work and makes the slot's ext4 image of it at img: no journal, since the
+// root is mounted read-only. It returns the staged tree.
+func buildRootImage(ctx context.Context, rootfs, work, img string, size int64, epoch time.Time, logf func(string, ...any)) (Tree, error) {
+	logf("staging root file system from %s", rootfs)
+	tree, err := Stage(ctx, rootfs, filepath.Join(work, "root"), StageOptions{Epoch: epoch, MaxBytes: size})
+	if err != nil {
+		return Tree{}, fmt.Errorf("root file system: %w", err)
+	}
+	logf("making root ext4 (%s, no journal)", FormatSize(size))
+	if err := BuildExt4(ctx, tree.Dir, img, size, Ext4Options{Label: "rootfs", Epoch: epoch}); err != nil {
+		return Tree{}, fmt.Errorf("root file system: %w", err)
+	}
+	return tree, nil
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -96,25 +95,7 @@ func baseImage(ctx context.Context, b baseRelease, cache, work string) (string, 
 
 // decompressXZ writes the decompressed src to dst with xz(1).
 func decompressXZ(ctx context.Context, src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "xz", "-dc")
-	cmd.Stdin, cmd.Stdout = in, out
-	var stderr limitedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		out.Close()
-		os.Remove(dst)
-		return fmt.Errorf("xz -d %s: %v: %s", filepath.Base(src), err, stderr.String())
-	}
-	return out.Close()
+	return runXZ(ctx, src, dst, "-dc")
 }
 
 // cacheRootImage keeps a copy of the release's root image in the cache
