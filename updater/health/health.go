@@ -254,9 +254,11 @@ func (r *runner) check(ctx context.Context, start time.Time, c release.HealthChe
 			r.log("health: %s: passed after %d attempt(s), %v", label, res.Attempts, res.Elapsed.Round(time.Millisecond))
 			return res
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || pastDeadline(ctx) {
 			// The run's deadline or cancellation cut this attempt short: its
 			// error says nothing about the service, the previous one does.
+			// (The network poller can report the deadline a moment before
+			// the context's own timer marks it done, hence pastDeadline.)
 			if last == "" {
 				last = endedBy(ctx, time.Since(start))
 			}
@@ -292,4 +294,10 @@ func endedBy(ctx context.Context, after time.Duration) string {
 // oneLine collapses whitespace runs, newlines included, into single spaces.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// pastDeadline reports whether ctx's deadline has passed.
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
