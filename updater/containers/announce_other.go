@@ -22,3 +22,9 @@ func waitExit(pid int, timeout time.Duration) (bool, error) {
 func setAddr(pid int, own, ip netip.Addr, add bool) error {
 	return errors.ErrUnsupported
 }
+
+// drainNetNS needs Linux network namespaces and nf_tables; elsewhere it does
+// nothing.
+func drainNetNS(pid int, wait time.Duration) (func() error, error) {
+	return nil, errors.ErrUnsupported
+}

@@ -328,9 +328,14 @@ func portsCollide(c container.Summary, s release.Service) bool {
 //     moment would wait a second for the kernel's next ARP attempt; so
 //     the container's address is announced (gratuitous ARP) right after,
 //     which answers those clients at once;
-//  3. the old container is stopped gracefully: it refuses new connections
-//     (a refused address makes clients try the next one the name resolves
-//     to), finishes those in flight and exits, and its name goes with it.
+//  3. the old container is drained: its network namespace refuses new
+//     connections (a refused address makes clients try the next one the
+//     name resolves to, the new container's), and the connections its
+//     listeners had queued are let be accepted;
+//  4. it is stopped gracefully: it finishes the requests in flight and
+//     exits, and its name goes with it. The new container answers the
+//     old address from the moment the old process exits until the name
+//     lets go of it (takeOver).
 func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.Service, imageID string) error {
 	cur, err := m.current(ctx, s.Name)
 	if err != nil {
@@ -363,14 +368,52 @@ func (m *Manager) handOver(ctx context.Context, to *release.Manifest, s release.
 	}
 	m.announce(ctx, id)
 	m.logf("hand-over of %s: %s answers to the name; stopping the old container", s.Name, next)
+	undrain := m.drain(cur)
 	giveBack := m.takeOver(ctx, cur, id)
 	err = m.retireContainer(ctx, s.Name, cur)
 	giveBack()
+	if err != nil {
+		// The old container may still run: it takes connections again.
+		undrain()
+	}
 	return err
 }
 
+// drainWait bounds how long a hand-over waits for the old container's
+// listeners to accept the connections already queued for them.
+const drainWait = time.Second
+
+// drain has the old container c refuse new connections, so that clients
+// go to the new one, and waits for its listeners' queues to empty before
+// it is stopped (step 3 of handOver; see drainNetNS). The returned undrain
+// lifts the refusal. Without root on the engine's host, or without
+// nf_tables, it is skipped: the stop is still graceful, but a connection
+// queued as the old service closes its listener is reset.
+func (m *Manager) drain(c *container.InspectResponse) (undrain func()) {
+	nothing := func() {}
+	if c == nil || c.State == nil || c.State.Pid <= 0 {
+		return nothing
+	}
+	name := strings.TrimPrefix(c.Name, "/")
+	undo, err := drainNetNS(c.State.Pid, drainWait)
+	if err != nil {
+		m.logf("drain %s: %v", name, err)
+	}
+	if undo == nil {
+		return nothing
+	}
+	if err == nil {
+		m.logf("%s refuses new connections; its queued ones are accepted", name)
+	}
+	return func() {
+		if err := undo(); err != nil {
+			m.logf("%v", err)
+		}
+	}
+}
+
 // takeOver has the new container id take the old container's address the
-// moment the old one's process exits (step 3 of handOver). The engine
+// moment the old one's process exits (step 4 of handOver). The engine
 // removes the old address from the name only after it has torn the old
 // interface down, and a connection attempt to the address in between would
 // go unanswered (no refusal, so the client waits out its timeout instead

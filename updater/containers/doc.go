@@ -50,14 +50,19 @@
 // hand-over (for services with HandOver whose new host ports do not collide
 // with the old ones: the new container starts beside the old one under its
 // container name only, takes the service name once it is healthy, and the
-// old one stops gracefully after that; other services switch as with
-// download-then-kill). The engine makes a name resolve to a new endpoint a
-// moment before its interface answers ARP, so the Manager announces the
-// new address (gratuitous ARP from the container's network namespace; it
-// needs root on the engine's host and is skipped otherwise); the old
-// endpoint's interface likewise goes a moment before its name, which can
-// still cost a client that resolves the name in that moment one connection
-// attempt.
+// old one is drained and stopped after that; other services switch as with
+// download-then-kill). A hand-over loses no connection, which takes three
+// things the engine does not do by itself, each done from the containers'
+// network namespaces (it needs root on the engine's host and is skipped
+// otherwise): the new address is announced by gratuitous ARP, since the
+// engine makes a name resolve to a new endpoint a moment before its
+// interface answers ARP; the old container's namespace refuses new TCP
+// connections (an nftables rule, reset on SYN) and its listeners' accept
+// queues are let empty before SIGTERM, so clients move to the next address
+// the name resolves to and no queued connection is reset as the old
+// service closes its listener; and the new container holds the old address
+// from the old process's exit until the engine drops the old endpoint from
+// the name, since the engine tears the interface down first.
 //
 // Volume snapshots are read through the engine's archive API from a helper
 // container that is created (never started) with the volume mounted, so
