@@ -40,9 +40,13 @@ import (
 
 // result is what the prober writes.
 type result struct {
-	Probes int           `json:"probes"`
-	Failed int           `json:"failed"`
-	MaxGap time.Duration `json:"max_gap"`
+	Probes int `json:"probes"`
+	Failed int `json:"failed"`
+	// DNSFailed counts the failed probes whose name lookup failed or was
+	// still under way when the probe timed out (the engine's embedded DNS
+	// answered too late or not at all): they never reached a container.
+	DNSFailed int           `json:"dns_failed"`
+	MaxGap    time.Duration `json:"max_gap"`
 	// Errors are the first few failures and Last the last few, for the
 	// reader.
 	Errors []string `json:"errors,omitempty"`
@@ -56,6 +60,7 @@ func main() {
 	}
 	flag.BoolVar(&verbose, "v", false, "print the first failed probes of each method")
 	flag.StringVar(&only, "only", "", "run only this method: download-then-kill, hand-over or compose")
+	flag.IntVar(&runs, "runs", 1, "run each method this many times, a row per run, and sum them up")
 	flag.Parse()
 	if err := run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "benchdowntime:", err)
@@ -90,10 +95,12 @@ func probe(args []string) {
 		began := time.Now()
 		var dnsDone, connStart time.Time
 		var addrs string
+		var dnsFailed bool
 		trace := &httptrace.ClientTrace{
 			DNSDone: func(i httptrace.DNSDoneInfo) {
 				dnsDone = time.Now()
 				addrs = fmt.Sprint(i.Addrs)
+				dnsFailed = i.Err != nil
 			},
 			ConnectStart: func(string, string) {
 				if connStart.IsZero() {
@@ -110,6 +117,9 @@ func probe(args []string) {
 		now := time.Now()
 		if !ok {
 			r.Failed++
+			if dnsDone.IsZero() || dnsFailed {
+				r.DNSFailed++
+			}
 			if err == nil {
 				err = errors.New(resp.Status)
 			}
@@ -137,6 +147,7 @@ const test = "benchdowntime"
 var (
 	verbose bool
 	only    string
+	runs    int
 )
 
 func run(ctx context.Context) error {
@@ -176,9 +187,9 @@ func run(ctx context.Context) error {
 	cleanup = append(cleanup, proberImage)
 	defer containerstest.Cleanup(context.Background(), cli, test, cleanup...)
 
-	fmt.Printf("%-34s %8s %8s %12s\n", "method", "probes", "failed", "longest gap")
+	fmt.Printf("%-34s %8s %8s %8s %12s\n", "method", "probes", "failed", "in DNS", "longest gap")
 	row := func(name string, r result) {
-		fmt.Printf("%-34s %8d %8d %12s\n", name, r.Probes, r.Failed, r.MaxGap.Round(time.Millisecond))
+		fmt.Printf("%-34s %8d %8d %8d %12s\n", name, r.Probes, r.Failed, r.DNSFailed, r.MaxGap.Round(time.Millisecond))
 		if verbose {
 			for _, e := range r.Errors {
 				fmt.Printf("    %s\n", e)
@@ -191,24 +202,60 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
+	type method struct {
+		name string
+		run  func() (string, result, error)
+	}
+	var methods []method
 	for _, strategy := range []string{release.StrategyDownloadThenKill, release.StrategyHandOver} {
 		if only != "" && only != strategy {
 			continue
 		}
-		r, err := managerRun(ctx, cli, tmp, proberImage, refs, strategy)
-		if err != nil {
-			return fmt.Errorf("%s: %w", strategy, err)
+		methods = append(methods, method{run: func() (string, result, error) {
+			r, err := managerRun(ctx, cli, tmp, proberImage, refs, strategy)
+			return "ota-updater " + strategy, r, err
+		}})
+	}
+	if only == "" || only == "compose" {
+		methods = append(methods, method{run: func() (string, result, error) {
+			return composeRun(ctx, cli, tmp, proberImage, refs)
+		}})
+	}
+	type total struct {
+		runs, clean, failed, dns int
+		minGap, maxGap           time.Duration
+	}
+	totals := make([]total, len(methods))
+	for i := range runs {
+		for j := range methods {
+			m := &methods[j]
+			name, r, err := m.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			m.name = name
+			row(name, r)
+			t := &totals[j]
+			t.runs++
+			t.failed += r.Failed
+			t.dns += r.DNSFailed
+			if r.Failed == 0 {
+				t.clean++
+			}
+			if i == 0 || r.MaxGap < t.minGap {
+				t.minGap = r.MaxGap
+			}
+			t.maxGap = max(t.maxGap, r.MaxGap)
 		}
-		row("ota-updater "+strategy, r)
 	}
-	if only != "" && only != "compose" {
-		return nil
+	if runs > 1 {
+		fmt.Printf("\n%-34s %6s %14s %14s %8s %20s\n", "method", "runs", "runs w/o fail", "failed probes", "in DNS", "longest gap")
+		for j, m := range methods {
+			t := totals[j]
+			fmt.Printf("%-34s %6d %14d %14d %8d %20s\n", m.name, t.runs, t.clean, t.failed, t.dns,
+				fmt.Sprintf("%v-%v", t.minGap.Round(time.Millisecond), t.maxGap.Round(time.Millisecond)))
+		}
 	}
-	name, r, err := composeRun(ctx, cli, tmp, proberImage, refs)
-	if err != nil {
-		return fmt.Errorf("compose baseline: %w", err)
-	}
-	row(name, r)
 	return nil
 }
 
