@@ -340,3 +340,58 @@ func TestSummaryCustomIsCompact(t *testing.T) {
 		t.Errorf("republishing the identical release = %v, want nil", err)
 	}
 }
+
+// A repository that published nothing for longer than the targets expiry is
+// refused by the reference client; re-signed before then, it is accepted
+// with the same releases.
+func TestResignTargets(t *testing.T) {
+	keys, repo, r, now := newRepo(t)
+	m := publishRelease(t, r, "1.0", 1)
+	srv := httptest.NewServer(http.FileServer(http.Dir(repo)))
+	defer srv.Close()
+	root, _ := os.ReadFile(filepath.Join(keys, RootFile))
+	refresh := func(at time.Time) (*updater.Updater, error) {
+		cfg, err := config.New(srv.URL+"/metadata/", root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RemoteTargetsURL = srv.URL + "/targets/"
+		cfg.LocalMetadataDir = t.TempDir()
+		cfg.LocalTargetsDir = t.TempDir()
+		up, err := updater.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.UnsafeSetRefTime(at)
+		return up, up.Refresh()
+	}
+	late := t0.Add(DefaultTargetsExpiry + 10*24*time.Hour)
+	// The timestamp and snapshot are kept fresh (the manifest server's job);
+	// only targets.json is old.
+	*now = late.Add(-time.Hour)
+	if err := r.ResignTimestamp(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh(late); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("refresh with an expired targets.json: %v, want it refused as expired", err)
+	}
+	before, _, _, _ := r.Expires()
+	if err := r.ResignTargets(); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _, err := r.Expires()
+	if err != nil || !after.Equal(now.Add(DefaultTargetsExpiry).UTC().Truncate(time.Second)) || !after.After(before) {
+		t.Fatalf("targets expire %v after re-signing (was %v), %v", after, before, err)
+	}
+	up, err := refresh(late)
+	if err != nil {
+		t.Fatalf("refresh after re-signing: %v", err)
+	}
+	if _, err := up.GetTargetInfo(release.ManifestPath(m.Version)); err != nil {
+		t.Errorf("release %s after re-signing: %v", m.Version, err)
+	}
+	tg, _ := metadata.Targets().FromFile(filepath.Join(repo, MetadataDir, "3.targets.json"))
+	if tg == nil || len(tg.Signed.Targets) != 1+len(m.Payloads) {
+		t.Errorf("re-signed targets.json lists %v", tg)
+	}
+}

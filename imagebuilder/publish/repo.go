@@ -25,6 +25,8 @@
 //     the release manifest, whose custom is the release.Summary (see AddRelease).
 //   - manifest-server: Open(repo, keys) with only timestamp.key (and snapshot.key)
 //     present, then ResignTimestamp before TimestampExpires.
+//   - `imagebuilder resign`: Open(repo, keys) then ResignTargets, before targets.json
+//     expires in a repository that published no release for a while.
 //   - key rotation: RotateRoot, signed by a threshold of the old and of the new root
 //     keys.
 package publish
@@ -302,6 +304,34 @@ func (r *Repo) ResignTimestamp(expiry time.Duration) error {
 		return r.writeSnapshot(st, expiry)
 	}
 	return r.writeTimestamp(st, expiry)
+}
+
+// ResignTargets renews targets.json without changing what it lists: targets
+// version+1 expiring after Options.TargetsExpiry, then a new snapshot and
+// timestamp. Devices stop trusting a targets.json once it expires, so a
+// repository that publishes no release for longer than that needs this
+// before the expiry. Needs targets, snapshot and timestamp keys.
+func (r *Repo) ResignTargets() error {
+	unlock, err := lock(filepath.Join(r.Dir, MetadataDir))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := r.load()
+	if err != nil {
+		return err
+	}
+	return r.writeTargets(st)
+}
+
+// Expires reports when the current targets, snapshot and timestamp metadata
+// expire.
+func (r *Repo) Expires() (targets, snapshot, timestamp time.Time, err error) {
+	st, err := r.load()
+	if err != nil {
+		return
+	}
+	return st.targets.Signed.Expires, st.snapshot.Signed.Expires, st.timestamp.Signed.Expires, nil
 }
 
 // TimestampExpires reports when the current timestamp.json expires.
