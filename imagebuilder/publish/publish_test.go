@@ -140,15 +140,16 @@ func publishRelease(t *testing.T, r *Repo, version string, counter uint64) *rele
 	return m
 }
 
-// The reference client (go-tuf's updater) is the oracle: it must accept the
-// repository and download every payload by its consistent-snapshot name.
-func TestReferenceClientAcceptsRepository(t *testing.T) {
-	keys, repo, r, _ := newRepo(t)
-	m1 := publishRelease(t, r, "1.0", 1)
-	m2 := publishRelease(t, r, "2.0", 2)
+// referenceClient serves repo over HTTP and refreshes go-tuf's updater,
+// trusting the root in keys, with its clock at at.
+func referenceClient(t *testing.T, keys, repo string, at time.Time) (*updater.Updater, error) {
+	t.Helper()
 	srv := httptest.NewServer(http.FileServer(http.Dir(repo)))
-	defer srv.Close()
-	root, _ := os.ReadFile(filepath.Join(keys, RootFile))
+	t.Cleanup(srv.Close)
+	root, err := os.ReadFile(filepath.Join(keys, RootFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.New(srv.URL+"/metadata/", root)
 	if err != nil {
 		t.Fatal(err)
@@ -160,8 +161,18 @@ func TestReferenceClientAcceptsRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up.UnsafeSetRefTime(t0.Add(time.Hour))
-	if err := up.Refresh(); err != nil {
+	up.UnsafeSetRefTime(at)
+	return up, up.Refresh()
+}
+
+// The reference client (go-tuf's updater) is the oracle: it must accept the
+// repository and download every payload by its consistent-snapshot name.
+func TestReferenceClientAcceptsRepository(t *testing.T) {
+	keys, repo, r, _ := newRepo(t)
+	m1 := publishRelease(t, r, "1.0", 1)
+	m2 := publishRelease(t, r, "2.0", 2)
+	up, err := referenceClient(t, keys, repo, t0.Add(time.Hour))
+	if err != nil {
 		t.Fatalf("reference client refresh: %v", err)
 	}
 	for _, m := range []*release.Manifest{m1, m2} {
@@ -347,24 +358,7 @@ func TestSummaryCustomIsCompact(t *testing.T) {
 func TestResignTargets(t *testing.T) {
 	keys, repo, r, now := newRepo(t)
 	m := publishRelease(t, r, "1.0", 1)
-	srv := httptest.NewServer(http.FileServer(http.Dir(repo)))
-	defer srv.Close()
-	root, _ := os.ReadFile(filepath.Join(keys, RootFile))
-	refresh := func(at time.Time) (*updater.Updater, error) {
-		cfg, err := config.New(srv.URL+"/metadata/", root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.RemoteTargetsURL = srv.URL + "/targets/"
-		cfg.LocalMetadataDir = t.TempDir()
-		cfg.LocalTargetsDir = t.TempDir()
-		up, err := updater.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		up.UnsafeSetRefTime(at)
-		return up, up.Refresh()
-	}
+	refresh := func(at time.Time) (*updater.Updater, error) { return referenceClient(t, keys, repo, at) }
 	late := t0.Add(DefaultTargetsExpiry + 10*24*time.Hour)
 	// The timestamp and snapshot are kept fresh (the manifest server's job);
 	// only targets.json is old.

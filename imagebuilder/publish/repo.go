@@ -291,19 +291,12 @@ func (r *Repo) ResignTimestamp(expiry time.Duration) error {
 	if expiry == 0 {
 		expiry = r.timestampExpiry()
 	}
-	unlock, err := lock(filepath.Join(r.Dir, MetadataDir))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := r.load()
-	if err != nil {
-		return err
-	}
-	if r.keys.Snapshot != nil && !st.snapshot.Signed.Expires.After(r.now().Add(expiry)) {
-		return r.writeSnapshot(st, expiry)
-	}
-	return r.writeTimestamp(st, expiry)
+	return r.locked(func(st *state) error {
+		if r.keys.Snapshot != nil && !st.snapshot.Signed.Expires.After(r.now().Add(expiry)) {
+			return r.writeSnapshot(st, expiry)
+		}
+		return r.writeTimestamp(st, expiry)
+	})
 }
 
 // ResignTargets renews targets.json without changing what it lists: targets
@@ -312,6 +305,11 @@ func (r *Repo) ResignTimestamp(expiry time.Duration) error {
 // repository that publishes no release for longer than that needs this
 // before the expiry. Needs targets, snapshot and timestamp keys.
 func (r *Repo) ResignTargets() error {
+	return r.locked(r.writeTargets)
+}
+
+// locked runs f on the repository's current state under the metadata lock.
+func (r *Repo) locked(f func(*state) error) error {
 	unlock, err := lock(filepath.Join(r.Dir, MetadataDir))
 	if err != nil {
 		return err
@@ -321,7 +319,7 @@ func (r *Repo) ResignTargets() error {
 	if err != nil {
 		return err
 	}
-	return r.writeTargets(st)
+	return f(st)
 }
 
 // Expires reports when the current targets, snapshot and timestamp metadata
