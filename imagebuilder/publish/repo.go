@@ -27,8 +27,8 @@
 //     present, then ResignTimestamp before TimestampExpires.
 //   - `imagebuilder resign`: Open(repo, keys) then ResignTargets, before targets.json
 //     expires in a repository that published no release for a while.
-//   - key rotation: RotateRoot, signed by a threshold of the old and of the new root
-//     keys.
+//   - `imagebuilder rotate-root`: RotateRoot, signed by a threshold of the old and of
+//     the new root keys.
 package publish
 
 import (
@@ -417,6 +417,24 @@ func (r *Repo) RotateRoot(ch RootChange, signers ...*Key) error {
 			return err
 		}
 		rolesChanged = true
+	}
+	if rolesChanged {
+		// The metadata is re-signed under the new root: every key that
+		// takes must be at hand before anything is written.
+		pick := func(k, cur *Key) *Key {
+			if k != nil {
+				return k
+			}
+			return cur
+		}
+		for _, role := range []struct {
+			name string
+			key  *Key
+		}{{metadata.TARGETS, pick(ch.Targets, r.keys.Targets)}, {metadata.SNAPSHOT, pick(ch.Snapshot, r.keys.Snapshot)}, {metadata.TIMESTAMP, pick(ch.Timestamp, r.keys.Timestamp)}} {
+			if err := r.checkKey(&state{root: next}, role.name, role.key); err != nil {
+				return fmt.Errorf("rotate root: re-signing under the new root: %w", err)
+			}
+		}
 	}
 	next.ClearSignatures()
 	for _, k := range signers {
