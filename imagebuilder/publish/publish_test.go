@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
+	"github.com/healthguard/gateway-ota/imagebuilder/publish/publishtest"
 	"github.com/healthguard/gateway-ota/updater/release"
 )
 
@@ -150,17 +150,7 @@ func referenceClient(t *testing.T, keys, repo string, at time.Time) (*updater.Up
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.New(srv.URL+"/metadata/", root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RemoteTargetsURL = srv.URL + "/targets/"
-	cfg.LocalMetadataDir = t.TempDir()
-	cfg.LocalTargetsDir = t.TempDir()
-	up, err := updater.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := publishtest.ReferenceClient(t, srv.URL, root, "")
 	up.UnsafeSetRefTime(at)
 	return up, up.Refresh()
 }

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/healthguard/gateway-ota/imagebuilder/publish"
+	"github.com/healthguard/gateway-ota/imagebuilder/publish/publishtest"
 	"github.com/healthguard/gateway-ota/manifest-server/devicedb"
 	"github.com/healthguard/gateway-ota/manifest-server/server"
 )
@@ -59,17 +59,7 @@ func TestReferenceClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := func() *updater.Updater {
-		cfg, err := config.New(srv.URL+"/metadata/", root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.RemoteTargetsURL = srv.URL + "/targets/"
-		cfg.LocalMetadataDir = filepath.Join(dir, "client-metadata")
-		cfg.LocalTargetsDir = t.TempDir()
-		up, err := updater.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		up := publishtest.ReferenceClient(t, srv.URL, root, filepath.Join(dir, "client-metadata"))
 		if err := up.Refresh(); err != nil {
 			t.Fatalf("reference client refresh: %v", err)
 		}

@@ -8,10 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata/config"
-	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
-
 	"github.com/healthguard/gateway-ota/imagebuilder/publish"
+	"github.com/healthguard/gateway-ota/imagebuilder/publish/publishtest"
 )
 
 // TestRotateRoot replaces every key of a repository. A gateway that trusts
@@ -79,17 +77,7 @@ func TestRotateRoot(t *testing.T) {
 	srv := httptest.NewServer(http.FileServer(http.Dir(repo)))
 	defer srv.Close()
 	root1, _ := os.ReadFile(filepath.Join(oldKeys, publish.RootFile))
-	cfg, err := config.New(srv.URL+"/metadata/", root1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RemoteTargetsURL = srv.URL + "/targets/"
-	cfg.LocalMetadataDir = t.TempDir()
-	cfg.LocalTargetsDir = t.TempDir()
-	up, err := updater.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := publishtest.ReferenceClient(t, srv.URL, root1, "")
 	if err := up.Refresh(); err != nil {
 		t.Fatalf("a gateway trusting root v1: %v", err)
 	}
