@@ -40,7 +40,7 @@ The new root is signed by the current root keys in --keys and the new root
 keys (a threshold of each is required, so gateways accept it), and written as
 metadata/N.root.json and metadata/root.json. When a role key changes, targets,
 snapshot and timestamp are re-signed under the new root at once. Gateways walk
-the root versions one by one on their next check, however far behind.
+the root versions one by one on their next checks (up to 32 per check).
 
 Nothing is written unless every check passes. Afterwards: sign releases with
 the new keys, give the manifest server the new snapshot and timestamp keys, and
