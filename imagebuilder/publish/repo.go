@@ -334,11 +334,8 @@ func (r *Repo) Expires() (targets, snapshot, timestamp time.Time, err error) {
 
 // TimestampExpires reports when the current timestamp.json expires.
 func (r *Repo) TimestampExpires() (time.Time, error) {
-	st, err := r.load()
-	if err != nil {
-		return time.Time{}, err
-	}
-	return st.timestamp.Signed.Expires, nil
+	_, _, timestamp, err := r.Expires()
+	return timestamp, err
 }
 
 // Targets returns the currently published target entries, keyed by target path.
@@ -418,19 +415,28 @@ func (r *Repo) RotateRoot(ch RootChange, signers ...*Key) error {
 		}
 		rolesChanged = true
 	}
+	// The keys after the change. Under a new role key everything is
+	// re-signed at once: each key that takes must be at hand before
+	// anything is written.
+	keys := *r.keys
+	if ch.Targets != nil {
+		keys.Targets = ch.Targets
+	}
+	if ch.Snapshot != nil {
+		keys.Snapshot = ch.Snapshot
+	}
+	if ch.Timestamp != nil {
+		keys.Timestamp = ch.Timestamp
+	}
+	if ch.RootKeys != nil {
+		keys.Root = ch.RootKeys
+	}
 	if rolesChanged {
-		// The metadata is re-signed under the new root: every key that
-		// takes must be at hand before anything is written.
-		pick := func(k, cur *Key) *Key {
-			if k != nil {
-				return k
-			}
-			return cur
-		}
-		for _, role := range []struct {
+		roles := []struct {
 			name string
 			key  *Key
-		}{{metadata.TARGETS, pick(ch.Targets, r.keys.Targets)}, {metadata.SNAPSHOT, pick(ch.Snapshot, r.keys.Snapshot)}, {metadata.TIMESTAMP, pick(ch.Timestamp, r.keys.Timestamp)}} {
+		}{{metadata.TARGETS, keys.Targets}, {metadata.SNAPSHOT, keys.Snapshot}, {metadata.TIMESTAMP, keys.Timestamp}}
+		for _, role := range roles {
 			if err := r.checkKey(&state{root: next}, role.name, role.key); err != nil {
 				return fmt.Errorf("rotate root: re-signing under the new root: %w", err)
 			}
@@ -459,18 +465,7 @@ func (r *Repo) RotateRoot(ch RootChange, signers ...*Key) error {
 	if err := writeFileAtomic(mdir, "root.json", data, 0o644); err != nil {
 		return err
 	}
-	if ch.Targets != nil {
-		r.keys.Targets = ch.Targets
-	}
-	if ch.Snapshot != nil {
-		r.keys.Snapshot = ch.Snapshot
-	}
-	if ch.Timestamp != nil {
-		r.keys.Timestamp = ch.Timestamp
-	}
-	if ch.RootKeys != nil {
-		r.keys.Root = ch.RootKeys
-	}
+	r.keys = &keys
 	if !rolesChanged {
 		return nil
 	}
