@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"time"
 
@@ -22,51 +23,68 @@ func announce(pid int, ip netip.Addr, count int, interval time.Duration) error {
 	if pid <= 0 || !ip.Is4() {
 		return fmt.Errorf("announce: need a process and an IPv4 address, have %d and %v", pid, ip)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread enters the container's namespace and is never
-		// unlocked, so it ends with this goroutine instead of going back
-		// to the scheduler in a foreign namespace.
-		runtime.LockOSThread()
-		errc <- func() error {
-			ns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
+	return inNetNS(pid, func() error {
+		ifc, err := interfaceWith(ip)
+		if err != nil {
+			return err
+		}
+		proto := htons(unix.ETH_P_ARP)
+		s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(proto))
+		if err != nil {
+			return fmt.Errorf("announce: %w", err)
+		}
+		defer unix.Close(s)
+		// ARP request, Ethernet/IPv4, sender = target = ip.
+		a := ip.As4()
+		pkt := []byte{0, 1, 8, 0, 6, 4, 0, 1}
+		pkt = append(pkt, ifc.HardwareAddr...)
+		pkt = append(pkt, a[:]...)
+		pkt = append(pkt, 0, 0, 0, 0, 0, 0)
+		pkt = append(pkt, a[:]...)
+		to := &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifc.Index, Halen: 6, Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+		for i := range count {
+			if i > 0 {
+				time.Sleep(interval)
+			}
+			if err := unix.Sendto(s, pkt, 0, to); err != nil {
 				return fmt.Errorf("announce: %w", err)
 			}
-			defer unix.Close(ns)
-			if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("announce: setns: %w", err)
-			}
-			ifc, err := interfaceWith(ip)
+		}
+		return nil
+	})
+}
+
+// inNetNS runs f on a thread that has entered the network namespace of
+// process pid (a container's). The thread is never unlocked, so it ends
+// with its goroutine instead of going back to the scheduler in a foreign
+// namespace.
+func inNetNS(pid int, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- func() error {
+			ns, err := openNetNS(pid)
 			if err != nil {
 				return err
 			}
-			proto := htons(unix.ETH_P_ARP)
-			s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(proto))
-			if err != nil {
-				return fmt.Errorf("announce: %w", err)
+			defer unix.Close(ns)
+			if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("enter the network namespace of process %d: %w", pid, err)
 			}
-			defer unix.Close(s)
-			// ARP request, Ethernet/IPv4, sender = target = ip.
-			a := ip.As4()
-			pkt := []byte{0, 1, 8, 0, 6, 4, 0, 1}
-			pkt = append(pkt, ifc.HardwareAddr...)
-			pkt = append(pkt, a[:]...)
-			pkt = append(pkt, 0, 0, 0, 0, 0, 0)
-			pkt = append(pkt, a[:]...)
-			to := &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifc.Index, Halen: 6, Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
-			for i := range count {
-				if i > 0 {
-					time.Sleep(interval)
-				}
-				if err := unix.Sendto(s, pkt, 0, to); err != nil {
-					return fmt.Errorf("announce: %w", err)
-				}
-			}
-			return nil
+			return f()
 		}()
 	}()
 	return <-errc
+}
+
+// openNetNS opens the network namespace of process pid.
+func openNetNS(pid int) (int, error) {
+	path := fmt.Sprintf("/proc/%d/ns/net", pid)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
 }
 
 // interfaceWith returns the interface holding ip (in the current thread's
@@ -132,27 +150,13 @@ func setAddr(pid int, own, ip netip.Addr, add bool) error {
 	if pid <= 0 || !own.Is4() || !ip.Is4() {
 		return fmt.Errorf("address %v: need a process and IPv4 addresses", ip)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// As in announce, the thread never goes back to the scheduler.
-		runtime.LockOSThread()
-		errc <- func() error {
-			ns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("address %v: %w", ip, err)
-			}
-			defer unix.Close(ns)
-			if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("address %v: setns: %w", ip, err)
-			}
-			ifc, err := interfaceWith(own)
-			if err != nil {
-				return err
-			}
-			return netlinkAddr(ifc.Index, ip, add)
-		}()
-	}()
-	return <-errc
+	return inNetNS(pid, func() error {
+		ifc, err := interfaceWith(own)
+		if err != nil {
+			return err
+		}
+		return netlinkAddr(ifc.Index, ip, add)
+	})
 }
 
 // netlinkAddr sends one RTM_NEWADDR or RTM_DELADDR for ip/32 on interface

@@ -397,7 +397,7 @@ func (m *Manager) drain(c *container.InspectResponse) (undrain func()) {
 	name := strings.TrimPrefix(c.Name, "/")
 	undo, err := drainNetNS(c.State.Pid, drainWait)
 	if err != nil {
-		m.logf("drain %s: %v", name, err)
+		m.logf("%s: %v", name, err)
 	}
 	if undo == nil {
 		return nothing

@@ -36,7 +36,7 @@ func drainNetNS(pid int, wait time.Duration) (undo func() error, err error) {
 		return nil, fmt.Errorf("drain: need a process, have %d", pid)
 	}
 	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: drainTable}
-	err = inNetNS(pid, func(nft *nftables.Conn) error {
+	err = withNFTables(pid, func(nft *nftables.Conn) error {
 		nft.AddTable(table)
 		chain := nft.AddChain(&nftables.Chain{
 			Name:     "input",
@@ -52,7 +52,7 @@ func drainNetNS(pid int, wait time.Duration) (undo func() error, err error) {
 		return nil, fmt.Errorf("drain: add the refusal: %w", err)
 	}
 	undo = func() error {
-		err := inNetNS(pid, func(nft *nftables.Conn) error {
+		err := withNFTables(pid, func(nft *nftables.Conn) error {
 			nft.DelTable(table)
 			return nft.Flush()
 		})
@@ -77,12 +77,12 @@ func drainNetNS(pid int, wait time.Duration) (undo func() error, err error) {
 	}
 }
 
-// inNetNS runs f with an nftables connection to the network namespace of
-// process pid.
-func inNetNS(pid int, f func(*nftables.Conn) error) error {
-	ns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// withNFTables runs f with an nftables connection to the network namespace
+// of process pid.
+func withNFTables(pid int, f func(*nftables.Conn) error) error {
+	ns, err := openNetNS(pid)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: fmt.Sprintf("/proc/%d/ns/net", pid), Err: err}
+		return err
 	}
 	defer unix.Close(ns)
 	nft, err := nftables.New(nftables.WithNetNSFd(ns))
