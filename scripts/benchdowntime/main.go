@@ -62,6 +62,10 @@ func main() {
 	flag.StringVar(&only, "only", "", "run only this method: download-then-kill, hand-over or compose")
 	flag.IntVar(&runs, "runs", 1, "run each method this many times, a row per run, and sum them up")
 	flag.Parse()
+	if runs < 1 {
+		fmt.Fprintln(os.Stderr, "benchdowntime: -runs must be at least 1")
+		os.Exit(2)
+	}
 	if err := run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "benchdowntime:", err)
 		os.Exit(1)
@@ -222,8 +226,8 @@ func run(ctx context.Context) error {
 		}})
 	}
 	type total struct {
-		runs, clean, failed, dns int
-		minGap, maxGap           time.Duration
+		clean, failed, dns int
+		minGap, maxGap     time.Duration
 	}
 	totals := make([]total, len(methods))
 	for i := range runs {
@@ -236,7 +240,6 @@ func run(ctx context.Context) error {
 			m.name = name
 			row(name, r)
 			t := &totals[j]
-			t.runs++
 			t.failed += r.Failed
 			t.dns += r.DNSFailed
 			if r.Failed == 0 {
@@ -252,7 +255,7 @@ func run(ctx context.Context) error {
 		fmt.Printf("\n%-34s %6s %14s %14s %8s %20s\n", "method", "runs", "runs w/o fail", "failed probes", "in DNS", "longest gap")
 		for j, m := range methods {
 			t := totals[j]
-			fmt.Printf("%-34s %6d %14d %14d %8d %20s\n", m.name, t.runs, t.clean, t.failed, t.dns,
+			fmt.Printf("%-34s %6d %14d %14d %8d %20s\n", m.name, runs, t.clean, t.failed, t.dns,
 				fmt.Sprintf("%v-%v", t.minGap.Round(time.Millisecond), t.maxGap.Round(time.Millisecond)))
 		}
 	}
