@@ -544,16 +544,8 @@ func (r *Repo) writeTargets(st *state) error {
 	t := st.targets
 	t.Signed.Version++
 	t.Signed.Expires = r.expires(r.opts.TargetsExpiry, DefaultTargetsExpiry)
-	t.ClearSignatures()
-	if _, err := t.Sign(r.keys.Targets.Signer()); err != nil {
-		return err
-	}
-	data, err := t.ToBytes(true)
+	data, err := signAndWrite(r.Dir, strconv.FormatInt(t.Signed.Version, 10)+".targets.json", t, r.keys.Targets)
 	if err != nil {
-		return err
-	}
-	name := strconv.FormatInt(t.Signed.Version, 10) + ".targets.json"
-	if err := writeFileAtomic(filepath.Join(r.Dir, MetadataDir), name, data, 0o644); err != nil {
 		return err
 	}
 	st.snapshot.Signed.Meta["targets.json"] = metaFile(t.Signed.Version, data)
@@ -568,16 +560,8 @@ func (r *Repo) writeSnapshot(st *state, timestampExpiry time.Duration) error {
 	s := st.snapshot
 	s.Signed.Version++
 	s.Signed.Expires = r.expires(r.opts.SnapshotExpiry, DefaultSnapshotExpiry)
-	s.ClearSignatures()
-	if _, err := s.Sign(r.keys.Snapshot.Signer()); err != nil {
-		return err
-	}
-	data, err := s.ToBytes(true)
+	data, err := signAndWrite(r.Dir, strconv.FormatInt(s.Signed.Version, 10)+".snapshot.json", s, r.keys.Snapshot)
 	if err != nil {
-		return err
-	}
-	name := strconv.FormatInt(s.Signed.Version, 10) + ".snapshot.json"
-	if err := writeFileAtomic(filepath.Join(r.Dir, MetadataDir), name, data, 0o644); err != nil {
 		return err
 	}
 	st.timestamp.Signed.Meta["snapshot.json"] = metaFile(s.Signed.Version, data)
@@ -592,15 +576,22 @@ func (r *Repo) writeTimestamp(st *state, expiry time.Duration) error {
 	ts := st.timestamp
 	ts.Signed.Version++
 	ts.Signed.Expires = r.now().Add(expiry).UTC().Truncate(time.Second)
-	ts.ClearSignatures()
-	if _, err := ts.Sign(r.keys.Timestamp.Signer()); err != nil {
-		return err
+	_, err := signAndWrite(r.Dir, "timestamp.json", ts, r.keys.Timestamp)
+	return err
+}
+
+// signAndWrite signs md with key alone and writes it into the repository
+// repoDir as metadata/name, returning the bytes written.
+func signAndWrite[T metadata.Roles](repoDir, name string, md *metadata.Metadata[T], key *Key) ([]byte, error) {
+	md.ClearSignatures()
+	if _, err := md.Sign(key.Signer()); err != nil {
+		return nil, err
 	}
-	data, err := ts.ToBytes(true)
+	data, err := md.ToBytes(true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return writeFileAtomic(filepath.Join(r.Dir, MetadataDir), "timestamp.json", data, 0o644)
+	return data, writeFileAtomic(filepath.Join(repoDir, MetadataDir), name, data, 0o644)
 }
 
 func metaFile(version int64, data []byte) *metadata.MetaFiles {
