@@ -117,16 +117,11 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	if err != nil {
 		return card, err
 	}
-	logf("staging boot files from %s", o.BootDir)
-	bootDir := filepath.Join(work, "boot")
-	if _, err := Stage(ctx, o.BootDir, bootDir, StageOptions{Epoch: o.Epoch, MaxBytes: layout.BootSize, IgnoreOwners: true}); err != nil {
-		return card, fmt.Errorf("boot files: %w", err)
-	}
-	cmdline, err := readCmdline(bootDir)
-	if err == nil {
-		_, err = SetCmdlineRoot(cmdline, "PARTUUID="+sdcard.PartUUID(1, sdcard.PartRootA)) // check it early
-	}
+	bootDir, cmdline, err := stageBoot(ctx, o.BootDir, work, layout.BootSize, o.Epoch, logf)
 	if err != nil {
+		return card, err
+	}
+	if _, err := SetCmdlineRoot(cmdline, "PARTUUID="+sdcard.PartUUID(1, sdcard.PartRootA)); err != nil { // check it early
 		return card, fmt.Errorf("boot files in %s: %w", o.BootDir, err)
 	}
 	dataDir := filepath.Join(work, "data")
@@ -348,6 +343,20 @@ func (o *DiskOptions) inputDigest(root, boot, data string, l sdcard.Layout) (Dig
 		d = d.Derive("tree", t)
 	}
 	return d.Derive("card", o.Version, o.Compatible, o.Counter, l.AutobootSize, l.BootSize, l.RootSize, l.DataSize, o.Epoch.Unix()), nil
+}
+
+// stageBoot stages the boot files of src into work/boot, at most maxBytes,
+// and reads their cmdline.txt.
+func stageBoot(ctx context.Context, src, work string, maxBytes int64, epoch time.Time, logf func(string, ...any)) (dir string, cmdline []byte, err error) {
+	logf("staging boot files from %s", src)
+	dir = filepath.Join(work, "boot")
+	if _, err := Stage(ctx, src, dir, StageOptions{Epoch: epoch, MaxBytes: maxBytes, IgnoreOwners: true}); err != nil {
+		return "", nil, fmt.Errorf("boot files: %w", err)
+	}
+	if cmdline, err = readCmdline(dir); err != nil {
+		return "", nil, fmt.Errorf("boot files in %s: %w", src, err)
+	}
+	return dir, cmdline, nil
 }
 
 func readCmdline(dir string) ([]byte, error) {

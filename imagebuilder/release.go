@@ -115,17 +115,12 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 		return nil, err
 	}
 
-	logf("staging boot files from %s", o.BootDir)
-	bootDir := filepath.Join(work, "boot")
-	if _, err := Stage(ctx, o.BootDir, bootDir, StageOptions{Epoch: o.Epoch, MaxBytes: layout.BootSize, IgnoreOwners: true}); err != nil {
-		return nil, fmt.Errorf("boot files: %w", err)
-	}
-	cmdline, err := readCmdline(bootDir)
+	bootDir, cmdline, err := stageBoot(ctx, o.BootDir, work, layout.BootSize, o.Epoch, logf)
 	if err != nil {
-		return nil, fmt.Errorf("boot files: %w", err)
+		return nil, err
 	}
 	if cmdline, err = SetCmdlineRoot(cmdline, RootPlaceholder); err != nil {
-		return nil, fmt.Errorf("boot files: %w", err)
+		return nil, fmt.Errorf("boot files in %s: %w", o.BootDir, err)
 	}
 	info := sdcard.SlotInfo{Version: o.Version, Counter: o.Counter, Compatible: o.Compatible, RootSHA256: rootImage.SHA256, RootSize: rootImage.Size}
 	slotJSON, err := json.MarshalIndent(info, "", "  ")
