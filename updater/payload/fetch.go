@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 )
 
 // HTTPDoer sends HTTP requests; any *http.Client satisfies it.
@@ -143,8 +145,8 @@ func (d *Downloader) Fetch(ctx context.Context, url, dst string, size int64, sha
 		return err
 	}
 	os.Remove(statePath)
-	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return err
+	if err := atomicfile.SyncDir(filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("sync %s: %w", filepath.Dir(dst), err)
 	}
 	if d.Progress != nil {
 		d.Progress(size, size)
@@ -334,39 +336,11 @@ func readPartState(name string) (*partState, error) {
 	return &st, nil
 }
 
-// writePartState replaces the state file: temp file, fsync, rename.
+// writePartState replaces the state file (see atomicfile.Write).
 func writePartState(name string, st partState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.Write(name, b, 0o644)
 }
