@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -84,21 +83,9 @@ func (u *Updater) fetchImages(ctx context.Context, tc *trust.Client, mgr *contai
 		if p.Kind != release.KindImages {
 			continue
 		}
-		dlDir := u.dataPath("downloads")
-		if err := os.MkdirAll(dlDir, 0o755); err != nil {
-			return err
-		}
-		if err := checkFree(dlDir, p.Size); err != nil {
-			return err
-		}
-		url, err := tc.TargetURL(p.Target)
+		dst, err := u.fetchPayload(ctx, tc, &p)
 		if err != nil {
 			return err
-		}
-		dst := filepath.Join(dlDir, p.SHA256+"."+p.Codec)
-		dl := payload.Downloader{HTTP: u.dl, StallTimeout: u.cfg.StallTimeout, Progress: u.progress("download images")}
-		if err := dl.Fetch(ctx, url, dst, p.Size, p.SHA256); err != nil {
-			return fmt.Errorf("%s: %w", p.Target, err)
 		}
 		err = func() error {
 			f, err := os.Open(dst)
