@@ -117,7 +117,8 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	if err != nil {
 		return card, err
 	}
-	bootDir, cmdline, err := stageBoot(ctx, o.BootDir, work, layout.BootSize, o.Epoch, logf)
+	bootDir := filepath.Join(work, "boot")
+	cmdline, err := stageBoot(ctx, o.BootDir, bootDir, layout.BootSize, o.Epoch, logf)
 	if err != nil {
 		return card, err
 	}
@@ -180,14 +181,7 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	if err != nil {
 		return card, err
 	}
-	slotJSON, err := json.MarshalIndent(info, "", "  ")
-	if err != nil {
-		return card, err
-	}
-	if err := writeStaged(bootDir, CmdlineFile, cmdline, o.Epoch); err != nil {
-		return card, err
-	}
-	if err := writeStaged(bootDir, sdcard.SlotInfoFile, append(slotJSON, '\n'), o.Epoch); err != nil {
+	if err := writeSlotFiles(bootDir, cmdline, info, o.Epoch); err != nil {
 		return card, err
 	}
 
@@ -216,17 +210,14 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 			return card, err
 		}
 		bootB, bootBWhat = filepath.Join(work, "bootB"), "boot B"
-		if _, err := Stage(ctx, o.BootDir, bootB, StageOptions{Epoch: o.Epoch, MaxBytes: layout.BootSize, IgnoreOwners: true}); err != nil {
-			return card, fmt.Errorf("boot files: %w", err)
+		if _, err := stageBoot(ctx, o.BootDir, bootB, layout.BootSize, o.Epoch, logf); err != nil {
+			return card, err
 		}
 		cmdlineB, err := SetCmdlineRoot(cmdline, "PARTUUID="+sdcard.PartUUID(diskID, sdcard.PartRootB))
 		if err != nil {
 			return card, err
 		}
-		if err := writeStaged(bootB, CmdlineFile, cmdlineB, o.Epoch); err != nil {
-			return card, err
-		}
-		if err := writeStaged(bootB, sdcard.SlotInfoFile, append(slotJSON, '\n'), o.Epoch); err != nil {
+		if err := writeSlotFiles(bootB, cmdlineB, info, o.Epoch); err != nil {
 			return card, err
 		}
 	}
@@ -345,18 +336,31 @@ func (o *DiskOptions) inputDigest(root, boot, data string, l sdcard.Layout) (Dig
 	return d.Derive("card", o.Version, o.Compatible, o.Counter, l.AutobootSize, l.BootSize, l.RootSize, l.DataSize, o.Epoch.Unix()), nil
 }
 
-// stageBoot stages the boot files of src into work/boot, at most maxBytes,
-// and reads their cmdline.txt.
-func stageBoot(ctx context.Context, src, work string, maxBytes int64, epoch time.Time, logf func(string, ...any)) (dir string, cmdline []byte, err error) {
+// writeSlotFiles writes a slot's cmdline.txt and its ota-slot.json into
+// the staged boot directory.
+func writeSlotFiles(bootDir string, cmdline []byte, info sdcard.SlotInfo, epoch time.Time) error {
+	slotJSON, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeStaged(bootDir, CmdlineFile, cmdline, epoch); err != nil {
+		return err
+	}
+	return writeStaged(bootDir, sdcard.SlotInfoFile, append(slotJSON, '\n'), epoch)
+}
+
+// stageBoot stages the boot files of src into dst, at most maxBytes, and
+// reads their cmdline.txt.
+func stageBoot(ctx context.Context, src, dst string, maxBytes int64, epoch time.Time, logf func(string, ...any)) ([]byte, error) {
 	logf("staging boot files from %s", src)
-	dir = filepath.Join(work, "boot")
-	if _, err := Stage(ctx, src, dir, StageOptions{Epoch: epoch, MaxBytes: maxBytes, IgnoreOwners: true}); err != nil {
-		return "", nil, fmt.Errorf("boot files: %w", err)
+	if _, err := Stage(ctx, src, dst, StageOptions{Epoch: epoch, MaxBytes: maxBytes, IgnoreOwners: true}); err != nil {
+		return nil, fmt.Errorf("boot files: %w", err)
 	}
-	if cmdline, err = readCmdline(dir); err != nil {
-		return "", nil, fmt.Errorf("boot files in %s: %w", src, err)
+	cmdline, err := readCmdline(dst)
+	if err != nil {
+		return nil, fmt.Errorf("boot files in %s: %w", src, err)
 	}
-	return dir, cmdline, nil
+	return cmdline, nil
 }
 
 func readCmdline(dir string) ([]byte, error) {

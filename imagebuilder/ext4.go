@@ -111,15 +111,7 @@ func BuildExt4(ctx context.Context, dir, img string, size int64, opts Ext4Option
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := createSparse(img, size); err != nil {
 		return err
 	}
 

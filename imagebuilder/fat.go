@@ -117,15 +117,7 @@ func BuildFAT(ctx context.Context, dir, img string, size int64, opts FATOptions)
 		opts.VolumeID = d.Derive("fat", opts.Bits, opts.Label, size, opts.Offset, opts.Epoch.Unix()).Uint32()
 	}
 
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := createSparse(img, size); err != nil {
 		return err
 	}
 	args := []string{"-F", strconv.Itoa(opts.Bits), "--invariant", "-i", fmt.Sprintf("%08x", opts.VolumeID),
@@ -268,4 +260,17 @@ func fatTree(dir string) ([]fatEntry, error) {
 		return nil, fmt.Errorf("files for FAT image: %w", err)
 	}
 	return out, nil
+}
+
+// createSparse makes img an empty (sparse) file of size bytes for mkfs.
+func createSparse(img string, size int64) error {
+	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

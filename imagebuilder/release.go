@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,7 +114,8 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 		return nil, err
 	}
 
-	bootDir, cmdline, err := stageBoot(ctx, o.BootDir, work, layout.BootSize, o.Epoch, logf)
+	bootDir := filepath.Join(work, "boot")
+	cmdline, err := stageBoot(ctx, o.BootDir, bootDir, layout.BootSize, o.Epoch, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -123,14 +123,7 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*release.Manifest, err
 		return nil, fmt.Errorf("boot files in %s: %w", o.BootDir, err)
 	}
 	info := sdcard.SlotInfo{Version: o.Version, Counter: o.Counter, Compatible: o.Compatible, RootSHA256: rootImage.SHA256, RootSize: rootImage.Size}
-	slotJSON, err := json.MarshalIndent(info, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := writeStaged(bootDir, CmdlineFile, cmdline, o.Epoch); err != nil {
-		return nil, err
-	}
-	if err := writeStaged(bootDir, sdcard.SlotInfoFile, append(slotJSON, '\n'), o.Epoch); err != nil {
+	if err := writeSlotFiles(bootDir, cmdline, info, o.Epoch); err != nil {
 		return nil, err
 	}
 	logf("making boot FAT32 (%s)", FormatSize(layout.BootSize))
