@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -93,6 +94,25 @@ Exit codes:
      to the committed slot (a rollback found on the committed slot after a
      trial that died early is reported with exit 0)`
 
+// configKeys lists the configuration keys of struct type t (their
+// mapstructure tags), nested structs' keys joined with "."; maps are left
+// out (they come from files only).
+func configKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if tag == "" || tag == "-" || f.Type.Kind() == reflect.Map {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			keys = append(keys, configKeys(f.Type, prefix+tag+".")...)
+			continue
+		}
+		keys = append(keys, prefix+tag)
+	}
+	return keys
+}
+
 // Main runs ota-updater with args (without the program name).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var asJSON, verbose bool
@@ -127,8 +147,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return nil, err
 		}
 		v.SetEnvPrefix("OTA")
-		v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-		v.AutomaticEnv()
+		v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+		// Viper decodes from the environment only the keys it knows of
+		// (from a flag or a file): each key of Config is bound, so that
+		// OTA_HTTP_TIMEOUT or OTA_CONTAINERS_PROJECT count without a file.
+		for _, k := range configKeys(reflect.TypeFor[Config](), "") {
+			if err := v.BindEnv(k); err != nil {
+				return nil, err
+			}
+		}
 		rootDir := v.GetString("root")
 		files := []string{filepath.Join(rootDir, "etc/ota/updater.yaml"), filepath.Join(rootDir, "data/ota/updater.yaml")}
 		if cfgFile != "" {
