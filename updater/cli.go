@@ -269,10 +269,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u, err := build(cmd)
 			if err != nil {
+				if !onTrial(v.GetString("root")) {
+					// A configuration error on a committed boot is logged,
+					// not failed, for the same reason as below.
+					fmt.Fprintln(cmd.ErrOrStderr(), "ota-updater: confirm:", err)
+					return nil
+				}
 				return err
 			}
 			res, err := u.Confirm(cmd.Context())
-			if err != nil && !u.onTrial() {
+			if err != nil && !onTrial(u.cfg.Root) {
 				// On a committed boot a failing confirmer must not fail the
 				// unit: its FailureAction reboots, every boot.
 				fmt.Fprintln(cmd.ErrOrStderr(), "ota-updater: confirm:", err)

@@ -215,8 +215,9 @@ func (u *Updater) doReboot(ctx context.Context, trial bool) (string, error) {
 	}
 }
 
-// onTrial reports whether this boot is known to be a trial boot.
-func (u *Updater) onTrial() bool {
-	st, err := u.boot.Status()
+// onTrial reports whether the device under root is on a trial boot; when
+// that cannot be read, it is taken as not.
+func onTrial(root string) bool {
+	st, err := (&bootctl.Controller{Root: root}).Status()
 	return err == nil && st.Trial
 }
