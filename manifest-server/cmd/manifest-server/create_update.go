@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -102,7 +101,7 @@ Output names each pinned digest.`,
 
 func createUpdate(ctx context.Context, c createUpdateConfig, out io.Writer) error {
 	if (len(c.images) == 0) == (c.composeFile == "") {
-		return errors.New("give either --docker-image (one or more) or --compose")
+		return usageErrorf("give either --docker-image (one or more) or --compose")
 	}
 	if err := release.ValidVersion(c.version); err != nil {
 		return err
@@ -126,7 +125,7 @@ func createUpdate(ctx context.Context, c createUpdateConfig, out io.Writer) erro
 
 	u, err := url.Parse(c.registryURL)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("--registry-url %q: want http://host:port", c.registryURL)
+		return usageErrorf("--registry-url %q: want http://host:port", c.registryURL)
 	}
 	r := &pin.Resolver{PushTo: u.Host}
 	if u.Scheme == "http" {
@@ -187,7 +186,7 @@ func containerSet(ctx context.Context, c createUpdateConfig) (*release.Container
 		for _, kv := range c.env {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
-				return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+				return nil, usageErrorf("--env %q: want KEY=VALUE", kv)
 			}
 			env[k] = v
 		}

@@ -6,8 +6,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -25,14 +27,42 @@ accepts signed device reports into an SQLite database, which
 "manifest-server devices" lists, and hosts an OCI image registry under /v2/.
 "manifest-server create-update" publishes a container-only release: its images
 pinned by digest (pushed to the registry first when only the local Docker
-engine has them) and signed into the repository.`,
+engine has them) and signed into the repository.
+
+Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
+}
+
+func init() {
+	rootCmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+}
+
+// usageError marks an error in how the command was called (exit status 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// usageErrorf reports a bad invocation.
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// exitCode maps the result of a command to the exit status.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "required flag"):
+		return 2
+	}
+	return 1
 }
 
 func main() {
 	if err := rootCmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "manifest-server:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }

@@ -279,3 +279,30 @@ func TestBinaryErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestExitCodes drives the built command: a bad invocation exits 2, a
+// failure 1.
+func TestExitCodes(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"no-such-command"}, 2},
+		{[]string{"serve", "--no-such-flag"}, 2},
+		{[]string{"create-update", "--repo", "r", "--keys", "k"}, 2},                                                                // --version missing
+		{[]string{"create-update", "--version", "1.0.0", "--repo", "r", "--keys", "k"}, 2},                                          // no images
+		{[]string{"create-update", "--version", "1.0.0", "--docker-image", "a:1", "--repo", t.TempDir(), "--keys", t.TempDir()}, 1}, // no repository
+	} {
+		err := exec.Command(bin, tc.args...).Run()
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("manifest-server %v: exit %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}

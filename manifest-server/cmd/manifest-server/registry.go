@@ -22,7 +22,7 @@ func openRegistry(c serveConfig, log *slog.Logger) (*registry.Registry, error) {
 	for _, s := range c.pushFrom {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("--registry-push-from %q: %w", s, err)
+			return nil, usageErrorf("--registry-push-from %q: %w", s, err)
 		}
 		nets = append(nets, p.Masked())
 	}

@@ -143,7 +143,7 @@ func runServe(ctx context.Context, c serveConfig) error {
 	keeperDone := make(chan struct{})
 	if c.keys != "" {
 		if c.resignBefore >= c.tsExpiry {
-			return fmt.Errorf("--resign-before %v must be shorter than --timestamp-expiry %v", c.resignBefore, c.tsExpiry)
+			return usageErrorf("--resign-before %v must be shorter than --timestamp-expiry %v", c.resignBefore, c.tsExpiry)
 		}
 		resign, err := newResigner(c.repo, c.keys, c.tsExpiry)
 		if err != nil {
