@@ -46,11 +46,28 @@ func (u *Updater) Check(ctx context.Context) (*CheckResult, error) {
 	}
 	res.Available, res.Version, res.Counter = true, cand.Version, cand.Counter
 	res.PreviouslyFailed = s.Failed[cand.Version]
+	u.recordCheck()
+	return res, nil
+}
+
+// recordCheck notes the time of the check in the journal. It is written
+// under the lock into the journal as it is then: an update running beside
+// this check owns the journal, and its phase must not be overwritten with
+// the copy read before (the check is then simply not recorded).
+func (u *Updater) recordCheck() {
+	unlock, err := u.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	s, err := loadState(u.statePath())
+	if err != nil {
+		return
+	}
 	s.LastCheck = time.Now().UTC()
 	if err := saveState(u.statePath(), s); err != nil {
 		u.cfg.Logf("save state: %v", err)
 	}
-	return res, nil
 }
 
 // choose refreshes the metadata and picks the release to install: the one
@@ -87,6 +104,11 @@ func (u *Updater) choose(ctx context.Context, tc *trust.Client, st *bootctl.Stat
 	}
 	floor := max(s.Floor, cur.Counter)
 	if cand.Counter < s.Floor {
+		if version == "" {
+			// The newest release of the channel is older than what ran
+			// here (a channel change): nothing to install, not a fault.
+			return cand, res, fmt.Errorf("the newest release %s has counter %d, below the floor %d: %w", cand.Version, cand.Counter, s.Floor, ErrNoUpdate)
+		}
 		return cand, res, fmt.Errorf("release %s has counter %d, below the floor %d: %w", cand.Version, cand.Counter, s.Floor, ErrRollback)
 	}
 	if cand.Counter <= floor {

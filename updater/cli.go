@@ -223,7 +223,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if res.Available {
 					h = fmt.Sprintf("update available: %s (counter %d), running %s (counter %d)", res.Version, res.Counter, res.Current, res.CurrentCounter)
 					if res.PreviouslyFailed != "" {
-						h += "\nnote: its trial failed before: " + res.PreviouslyFailed
+						h += "\nnote: it failed here before: " + res.PreviouslyFailed
 					}
 				}
 				out(cmd, res, h)

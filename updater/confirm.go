@@ -87,8 +87,13 @@ func (u *Updater) judgeTrial(ctx context.Context, st *bootctl.Status, s *State, 
 	}
 	deadline := time.Duration(checks.HealthDeadline)
 	restoreContainers, cerr := u.trialContainers(ctx, checks) // containers hook: start the set, wait for its health
-	hr := health.Run(ctx, checks.HealthChecks, deadline, health.Options{Root: u.cfg.Root, Logf: u.cfg.Logf, Units: u.unitChecker()})
-	res.Checks = &hr
+	var hr health.Result
+	if cerr == nil {
+		// Unhealthy containers decide the trial: the OS checks would only
+		// keep it going up to their deadline.
+		hr = health.Run(ctx, checks.HealthChecks, deadline, health.Options{Root: u.cfg.Root, Logf: u.cfg.Logf, Units: u.unitChecker()})
+		res.Checks = &hr
+	}
 	if cerr != nil || !hr.OK {
 		reason := "health checks failed: " + hr.Reason()
 		if cerr != nil {

@@ -49,7 +49,7 @@ func (u *Updater) cycle(ctx context.Context, failures *int) time.Duration {
 		u.cfg.Logf("check: %v", err)
 		return backoff(u.cfg.PollInterval, u.cfg.MaxBackoff, *failures)
 	case res.PreviouslyFailed != "":
-		u.cfg.Logf("release %s is available but its trial failed before (%s); not retrying it", res.Version, res.PreviouslyFailed)
+		u.cfg.Logf("release %s is available but failed here before (%s); not retrying it", res.Version, res.PreviouslyFailed)
 		return jitter(u.cfg.PollInterval)
 	}
 	u.cfg.Logf("installing %s (counter %d)", res.Version, res.Counter)

@@ -3,6 +3,7 @@ package updater
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -71,6 +72,13 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 	res := &UpdateResult{Version: m.Version, Counter: m.Counter, From: st.Slot(st.Booted).Version, Slot: target}
 	fail := func(phase string, err error) (*UpdateResult, error) {
 		s.Phase, s.Error = PhaseFailed, fmt.Sprintf("%s: %v", phase, err)
+		if errors.Is(err, ErrIncompatible) {
+			// Not to be retried: the daemon skips a release that failed.
+			if s.Failed == nil {
+				s.Failed = map[string]string{}
+			}
+			s.Failed[m.Version] = s.Error
+		}
 		if serr := saveState(u.statePath(), s); serr != nil {
 			u.cfg.Logf("save state: %v", serr)
 		}

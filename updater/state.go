@@ -51,7 +51,8 @@ type State struct {
 	// Floor is the lowest release counter still accepted (anti-rollback),
 	// raised only when a release is committed.
 	Floor uint64 `json:"floor"`
-	// Failed lists versions whose trial failed, with the reason; the daemon
+	// Failed lists versions whose trial failed or that cannot be installed
+	// on this device (ErrIncompatible), with the reason; the daemon
 	// does not retry them (an explicit update does).
 	Failed map[string]string `json:"failed,omitempty"`
 	// Updated is when the state last changed.
