@@ -24,12 +24,12 @@ type board struct {
 	eeprom bool
 	// abSince is the first EEPROM build that honours [tryboot] and
 	// tryboot_a_b in autoboot.txt; older ones ignore the section
-	// (tryboot.md, "Requirements": Pi 4 needs 2022-11-25, the timestamp
+	// (docs/tryboot.md, "Requirements": Pi 4 needs 2022-11-25, the timestamp
 	// Pantavisor enforces; every Pi 5 EEPROM supports it).
 	abSince time.Time
 	// partitionSince is the first EEPROM build that reports the boot
 	// partition in chosen/bootloader/partition; older Pi 5 bootloaders
-	// report 0 (tryboot.md, "The model" item 3; Pantavisor works around it).
+	// report 0 (docs/tryboot.md, "The model" item 3; Pantavisor works around it).
 	partitionSince time.Time
 	// bootcode: the boot ROM loads bootcode.bin from the first FAT partition
 	// of the card before anything else (Pi docs raspberry-pi/boot-flow.adoc
@@ -107,7 +107,7 @@ func (b board) reportsPartition(eeprom time.Time) bool {
 // capabilities is what chosen/bootloader/capabilities holds.
 func (b board) capabilities(eeprom time.Time) uint32 {
 	if b.eeprom && b.honoursAB(eeprom) {
-		return rpi.CapTrybootAB // bit 2, tryboot.md item 3
+		return rpi.CapTrybootAB // bit 2, docs/tryboot.md item 3
 	}
 	return 0
 }

@@ -217,7 +217,7 @@ func (d *Device) boot(cause func(State) (string, error)) (Boot, error) {
 
 	// Step 1: the flag of this boot. Only an orderly reboot carries it;
 	// power loss clears the mailbox flag, and a watchdog bite is a reset
-	// without it (tryboot.md item 2).
+	// without it (docs/tryboot.md item 2).
 	t := try{}
 	if why == CauseReboot {
 		param, err := d.rebootParam()
@@ -353,7 +353,7 @@ func (d *Device) Status() (Status, error) {
 
 // Mailbox stands in for the firmware mailbox behind /dev/vcio: it sets,
 // clears and reads the one-shot tryboot flag the board keeps (tags
-// 0x00038064 and 0x00030064, tryboot.md item 2). It works only while the
+// 0x00038064 and 0x00030064, docs/tryboot.md item 2). It works only while the
 // OS runs.
 func (d *Device) Mailbox() rpi.Armer { return mailbox{d} }
 

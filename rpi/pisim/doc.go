@@ -61,7 +61,7 @@
 //     fails, every retry would repeat it: the device is bricked and the boot
 //     returns an error wrapping ErrNoBootablePartition. An unbootable
 //     committed partition is not rescued by a walk to another one: whether
-//     real firmware does is unverified (tryboot.md), so the model takes the
+//     real firmware does is unverified (docs/tryboot.md), so the model takes the
 //     strict reading, under which a commit that passes its power-cut tests
 //     here is safe on either behaviour.
 //  5. The kernel reads root= from cmdline.txt. If it names no partition of

@@ -9,7 +9,7 @@ import (
 )
 
 // clearVolatile empties proc/ and run/: they exist only while an OS runs
-// (run/ is a tmpfs, tryboot.md item 2 puts reboot-param there).
+// (run/ is a tmpfs, docs/tryboot.md item 2 puts reboot-param there).
 func (d *Device) clearVolatile() error {
 	for _, sub := range []string{"proc", "run"} {
 		dir := filepath.Join(d.Dir, sub)

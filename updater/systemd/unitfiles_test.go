@@ -144,7 +144,7 @@ func TestConfirmUnit(t *testing.T) {
 	}
 }
 
-// TestWatchdogConfig pins the hardware watchdog settings of tryboot.md.
+// TestWatchdogConfig pins the hardware watchdog settings of docs/tryboot.md.
 func TestWatchdogConfig(t *testing.T) {
 	u := readUnit(t, "system.conf.d/10-ota-watchdog.conf")
 	if len(u) != 1 || u["Manager"] == nil {
