@@ -49,41 +49,29 @@ func hasRootDelta(m *release.Manifest, runningRootSHA string) bool {
 // caller still reads dst back against m.Rootfs (payload.VerifyRegion)
 // before it arms the trial.
 func (u *Updater) applyRootDelta(ctx context.Context, tc *trust.Client, m *release.Manifest, d *sdcard.Disk, src, dst sdcard.Partition, runningRootSHA string) (ok bool, err error) {
-	if !hasRootDelta(m, runningRootSHA) {
+	p, ok := m.DeltaPayload(release.ForRootfs, runningRootSHA)
+	if runningRootSHA == "" || !ok {
 		return false, nil
 	}
-	p, _ := m.DeltaPayload(release.ForRootfs, runningRootSHA)
-	if m.Rootfs.Size > dst.Size {
-		return false, fmt.Errorf("release %s needs a root of %d bytes, partition %d has %d: %w", m.Version, m.Rootfs.Size, dst.Number, dst.Size, ErrIncompatible)
-	}
-	dlDir := u.dataPath("downloads")
-	if err := os.MkdirAll(dlDir, 0o755); err != nil {
-		return false, err
-	}
-	if err := checkFree(dlDir, p.Size); err != nil {
-		return false, err
-	}
-	url, err := tc.TargetURL(p.Target)
+	file, err := u.fetchPayload(ctx, tc, &p)
 	if err != nil {
 		return false, err
 	}
-	file := filepath.Join(dlDir, p.SHA256+".delta."+p.Codec)
-	dl := payload.Downloader{HTTP: u.dl, StallTimeout: u.cfg.StallTimeout, Progress: u.progress("download delta")}
-	if err := dl.Fetch(ctx, url, file, p.Size, p.SHA256); err != nil {
-		return false, fmt.Errorf("%s: %w", p.Target, err)
-	}
+	defer os.Remove(file)
 	f, err := os.Open(file)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
 	// The file that was verified is the file that is applied, hashed again
-	// as it is read (P5).
+	// as it is read (P5). The decoder may report a failed read as its own
+	// error: the reader's is kept.
 	checked, err := payload.CheckedReader(f, p.Size, p.SHA256)
 	if err != nil {
 		return false, err
 	}
-	doc, err := delta.OpenPayload(checked, p.Codec)
+	src2 := &firstError{r: checked}
+	doc, err := delta.OpenPayload(src2, p.Codec)
 	if err == nil {
 		defer doc.Close()
 		_, err = delta.Apply(ctx, doc, io.NewSectionReader(d.File(), src.Start, src.Size), src.Size,
@@ -92,26 +80,32 @@ func (u *Updater) applyRootDelta(ctx context.Context, tc *trust.Client, m *relea
 				Progress: u.progress("apply delta"),
 			})
 	}
+	if err != nil && src2.err != nil {
+		err = src2.err
+	}
 	switch {
-	case errors.Is(err, delta.ErrSourceMismatch):
+	case errors.Is(err, delta.ErrSourceMismatch), errors.Is(err, delta.ErrFormat), errors.Is(err, payload.ErrDigestMismatch):
 		u.cfg.Logf("root delta from %s: %v: installing the full payload", p.From, err)
-		f.Close()
-		os.Remove(file)
-		return false, nil
-	case errors.Is(err, delta.ErrFormat), errors.Is(err, payload.ErrDigestMismatch):
-		u.cfg.Logf("root delta from %s: %v: installing the full payload", p.From, err)
-		f.Close()
-		os.Remove(file)
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("root delta from %s into partition %d: %w", p.From, dst.Number, err)
 	}
-	if err := d.Sync(); err != nil {
-		return false, err
+	return true, d.Sync()
+}
+
+// firstError reads r and keeps the first error other than io.EOF it
+// returned.
+type firstError struct {
+	r   io.Reader
+	err error
+}
+
+func (f *firstError) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
 	}
-	f.Close()
-	os.Remove(file)
-	return true, nil
+	return n, err
 }
 
 // installRootDelta applies the root delta from the running slot's image into

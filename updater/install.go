@@ -207,22 +207,12 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 
 // pickPayloads returns the full payloads of the root and boot images.
 func pickPayloads(m *release.Manifest) (root, boot *release.Payload, err error) {
-	for i := range m.Payloads {
-		p := &m.Payloads[i]
-		if p.Kind != "full" {
-			continue
-		}
-		switch p.For {
-		case release.ForRootfs:
-			root = p
-		case release.ForBoot:
-			boot = p
-		}
-	}
-	if root == nil || boot == nil {
+	r, okRoot := m.FullPayload(release.ForRootfs)
+	b, okBoot := m.FullPayload(release.ForBoot)
+	if !okRoot || !okBoot {
 		return nil, nil, fmt.Errorf("release %s has no full payload for the root and boot images: %w", m.Version, ErrIncompatible)
 	}
-	return root, boot, nil
+	return &r, &b, nil
 }
 
 // writeImage streams one downloaded payload file into a partition and reads

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzApply seeds")
@@ -343,6 +345,18 @@ func TestOpenPayload(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("corrupted xz stream applied")
+	} else if !errors.Is(err, ErrFormat) {
+		t.Errorf("corrupted xz stream: got %v, want ErrFormat (the updater then installs the full payload)", err)
+	}
+	// A failed read of the payload stays visible through the decoder.
+	errRead := errors.New("read failed")
+	good := xz("-T1", "--lzma2=preset=6")
+	r, err = OpenPayload(io.MultiReader(bytes.NewReader(good[:len(good)/2]), iotest.ErrReader(errRead)), CodecXZ)
+	if err == nil {
+		_, err = Apply(context.Background(), r, bytes.NewReader(f.src), int64(len(f.src)), &memImage{b: make([]byte, len(f.dst))}, int64(len(f.dst)), Options{})
+	}
+	if !errors.Is(err, errRead) {
+		t.Errorf("payload read error: got %v, want it wrapped", err)
 	}
 }
 

@@ -85,8 +85,13 @@ func newAheadReader(r io.Reader) *aheadReader {
 				return
 			}
 			n, err := io.ReadFull(r, buf)
-			if err == io.ErrUnexpectedEOF {
+			switch err {
+			case nil, io.EOF:
+			case io.ErrUnexpectedEOF:
 				err = io.EOF
+			default:
+				// What the decoder refuses is a malformed payload.
+				err = fmt.Errorf("%w: xz: %w", ErrFormat, err)
 			}
 			select {
 			case a.chunks <- chunk{b: buf[:n], err: err}:
