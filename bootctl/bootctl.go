@@ -225,17 +225,11 @@ func (c *Controller) read(writable bool) (*state, error) {
 
 func slotStatus(d *sdcard.Disk, s sdcard.Slot) SlotStatus {
 	ss := SlotStatus{Slot: s, BootPartition: s.BootPartition(), RootPartition: s.RootPartition()}
-	b, err := d.ReadFile(s.BootPartition(), sdcard.SlotInfoFile, 4096)
+	info, err := d.SlotInfo(s)
 	if errors.Is(err, fs.ErrNotExist) {
 		ss.Empty = true
 		return ss
 	}
-	if err != nil {
-		ss.Empty = true
-		ss.Error = err.Error()
-		return ss
-	}
-	info, err := sdcard.ParseSlotInfo(b)
 	if err != nil {
 		ss.Empty = true
 		ss.Error = err.Error()

@@ -15,16 +15,6 @@ import (
 	"github.com/healthguard/gateway-ota/updater/trust"
 )
 
-// runningRoot returns what the boot partition of slot s records about its
-// root image (ota-slot.json): the base a root delta must start from.
-func runningRoot(d *sdcard.Disk, s sdcard.Slot) (sdcard.SlotInfo, error) {
-	b, err := d.ReadFile(s.BootPartition(), sdcard.SlotInfoFile, 4096)
-	if err != nil {
-		return sdcard.SlotInfo{}, err
-	}
-	return sdcard.ParseSlotInfo(b)
-}
-
 // hasRootDelta reports whether m has a root delta whose base is the image
 // with hash runningRootSHA: the caller then need not download the full root
 // payload unless applyRootDelta declines.

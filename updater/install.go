@@ -121,7 +121,7 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 	// image the running slot records, it replaces the full root payload,
 	// which is fetched later only if the delta is declined.
 	var runningRootSHA string
-	if info, err := runningRoot(d, st.Booted); err == nil {
+	if info, err := d.SlotInfo(st.Booted); err == nil {
 		runningRootSHA = info.RootSHA256
 	}
 	viaDelta := hasRootDelta(m, runningRootSHA)

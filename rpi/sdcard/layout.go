@@ -193,6 +193,16 @@ type SlotInfo struct {
 // maxSlotInfo bounds SlotInfoFile.
 const maxSlotInfo = 4096
 
+// SlotInfo reads and decodes the SlotInfoFile of slot s. A slot without
+// one gives an error wrapping fs.ErrNotExist.
+func (d *Disk) SlotInfo(s Slot) (SlotInfo, error) {
+	b, err := d.ReadFile(s.BootPartition(), SlotInfoFile, maxSlotInfo)
+	if err != nil {
+		return SlotInfo{}, err
+	}
+	return ParseSlotInfo(b)
+}
+
 // ParseSlotInfo decodes a SlotInfoFile.
 func ParseSlotInfo(b []byte) (SlotInfo, error) {
 	var si SlotInfo
