@@ -70,12 +70,6 @@ func (r Range) End() int64 { return r.Off + r.Len }
 // Extent is a source byte range without a hash.
 type Extent struct{ Off, Len int64 }
 
-// Control is one bsdiff control of a PATCH op.
-type Control struct {
-	Add, Extra int64
-	Seek       int64
-}
-
 // formatError wraps ErrFormat.
 func formatError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(format, args...))

@@ -194,9 +194,6 @@ func (w *Writer) Close() error {
 	return w.err
 }
 
-// Written is the number of target bytes described so far.
-func (w *Writer) Written() int64 { return w.written - w.patch }
-
 // minSkip is the shortest run of zero differences worth a segment of its own.
 const minSkip = 16
 

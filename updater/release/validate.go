@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,20 +310,11 @@ func (c HealthCheck) validate(deadline time.Duration) error {
 		return fmt.Errorf("%w: kind %q unknown", ErrInvalid, c.Kind)
 	}
 	for field, set := range has {
-		if set && !contains(allowed, field) {
+		if set && !slices.Contains(allowed, field) {
 			return fmt.Errorf("%w: %s check sets field %q", ErrInvalid, c.Kind, field)
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // validUnit checks a systemd unit name: [A-Za-z0-9:_.@-], a known suffix, no

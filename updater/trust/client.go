@@ -29,7 +29,7 @@
 //
 // Typical use by the updater:
 //
-//	c := &trust.Client{BaseURL: cfg.Repository, Store: trust.StoreAt(root)}
+//	c := &trust.Client{BaseURL: cfg.Server, Store: &trust.Store{Dir: dataDir + "/trust"}}
 //	if _, err := c.Refresh(ctx); err != nil { ... }
 //	rel, ok := c.Latest(board, channel)
 //	if !ok || rel.Counter <= floor { return ErrNoUpdate }
@@ -301,11 +301,6 @@ func (c *Client) Latest(compatible, channel string) (Release, bool) {
 		}
 	}
 	return best, found
-}
-
-// RefTime is the reference time of the last successful Refresh.
-func (c *Client) RefTime() time.Time {
-	return c.lastSeen
 }
 
 // TargetInfo returns the signed length and sha256 of a target path.

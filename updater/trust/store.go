@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-)
 
-// StoreDir is where the store lives under a device root (the data partition).
-const StoreDir = "data/ota/trust"
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
+)
 
 // Files of a Store.
 const (
@@ -32,11 +31,6 @@ const (
 // replaced with temp file, fsync, rename and a directory fsync.
 type Store struct {
 	Dir string
-}
-
-// StoreAt is the store under a device root ("/" on a Pi).
-func StoreAt(root string) *Store {
-	return &Store{Dir: filepath.Join(root, StoreDir)}
 }
 
 // InstallRoot validates data as a self-signed root (a threshold of its own root
@@ -119,34 +113,8 @@ func (s *Store) read(name string, max int64) ([]byte, error) {
 }
 
 func (s *Store) write(name string, data []byte) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(s.Dir, ".tmp-"+name+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(s.Dir, name), data, 0o644); err != nil {
 		return fmt.Errorf("store %s: %w", name, err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, name)); err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
-	}
-	d, err := os.Open(s.Dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
