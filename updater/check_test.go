@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,14 @@ func TestIncompatibleReleaseIsNotRetried(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// What an abandoned download left is removed by the next update.
+	stale := filepath.Join(d.Root(), "data/ota/downloads", strings.Repeat("0", 64)+".xz.part")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	u := w.updater(t, d)
 	if _, err := u.Update(context.Background(), updater.UpdateOptions{}); !errors.Is(err, updater.ErrIncompatible) {
 		t.Fatalf("update to a release too large for the card: %v, want ErrIncompatible", err)
@@ -53,5 +62,8 @@ func TestIncompatibleReleaseIsNotRetried(t *testing.T) {
 	res, err := u.Check(context.Background())
 	if err != nil || !res.Available || res.PreviouslyFailed == "" {
 		t.Fatalf("check after the refusal: %+v %v, want the release marked as failed here", res, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale download still there: %v", err)
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,6 +71,7 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 	if err != nil {
 		return nil, err
 	}
+	u.pruneDownloads(m)
 	target := st.Booted.Other()
 	res := &UpdateResult{Version: m.Version, Counter: m.Counter, From: st.Slot(st.Booted).Version, Slot: target}
 	fail := func(phase string, err error) (*UpdateResult, error) {
@@ -203,6 +207,25 @@ func (u *Updater) Update(ctx context.Context, opts UpdateOptions) (*UpdateResult
 	}
 	res.Reboot, err = u.doReboot(ctx, true)
 	return res, err
+}
+
+// pruneDownloads removes from the downloads directory what other releases
+// left there (an abandoned download, a release that was replaced): only
+// m's payloads stay, and their downloads resume.
+func (u *Updater) pruneDownloads(m *release.Manifest) {
+	dir := u.dataPath("downloads")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		keep := slices.ContainsFunc(m.Payloads, func(p release.Payload) bool {
+			return strings.HasPrefix(e.Name(), p.SHA256+".")
+		})
+		if !keep {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // pickPayloads returns the full payloads of the root and boot images.
