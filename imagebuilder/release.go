@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/healthguard/gateway-ota/imagebuilder/internal/xz"
 	"github.com/healthguard/gateway-ota/imagebuilder/publish"
 	"github.com/healthguard/gateway-ota/rpi/sdcard"
 	"github.com/healthguard/gateway-ota/updater/release"
@@ -225,7 +225,7 @@ func runXZ(ctx context.Context, src, dst string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "xz", args...)
+	cmd := xz.Command(ctx, args...)
 	cmd.Stdin, cmd.Stdout = in, out
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr

@@ -34,7 +34,6 @@ import (
 	"hash/maphash"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"regexp"
 	"runtime"
@@ -42,6 +41,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/healthguard/gateway-ota/imagebuilder/internal/xz"
 	format "github.com/healthguard/gateway-ota/updater/delta"
 )
 
@@ -73,8 +73,7 @@ const rangeGap = 64 << 10
 
 // image is a read-only mapping of an image file.
 type image struct {
-	path string
-	b    []byte
+	b []byte
 }
 
 func mapImage(p string) (*image, error) {
@@ -88,7 +87,7 @@ func mapImage(p string) (*image, error) {
 		return nil, err
 	}
 	if st.Size() == 0 {
-		return &image{path: p}, nil
+		return &image{}, nil
 	}
 	if st.Size() > format.MaxImageSize {
 		return nil, fmt.Errorf("%s: %d bytes, more than a delta can carry", p, st.Size())
@@ -97,7 +96,7 @@ func mapImage(p string) (*image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map %s: %w", p, err)
 	}
-	return &image{path: p, b: b}, nil
+	return &image{b: b}, nil
 }
 
 func (im *image) close() {
@@ -136,10 +135,10 @@ func Encode(ctx context.Context, oldImg, newImg string, w io.Writer, opts Option
 	nbs, err2 := ext4BlockSize(nw)
 	if err1 == nil && err2 == nil && obs == nbs {
 		bs = nbs
-		if oldMap, err = readFileMap(ctx, oldImg, bs); err != nil {
+		if oldMap, err = readFileMap(ctx, oldImg); err != nil {
 			return st, err
 		}
-		if newMap, err = readFileMap(ctx, newImg, bs); err != nil {
+		if newMap, err = readFileMap(ctx, newImg); err != nil {
 			return st, err
 		}
 		logf("delta: %d files in the old image, %d in the new", len(oldMap.files), len(newMap.files))
@@ -171,7 +170,9 @@ func Encode(ctx context.Context, oldImg, newImg string, w io.Writer, opts Option
 	if err != nil {
 		return st, err
 	}
-	patches, patchDone := p.computePatches(ctx, workers)
+	patches, patchDone, stopPatches := p.computePatches(ctx, workers)
+	// Before the images are unmapped (deferred above), whatever the return.
+	defer stopPatches()
 	for i, op := range p.ops {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -191,7 +192,12 @@ func Encode(ctx context.Context, oldImg, newImg string, w io.Writer, opts Option
 		case format.OpPatch:
 			st.Patch += op.n
 			st.PatchOps++
-			res := <-patches[i]
+			var res patchResult
+			select {
+			case res = <-patches[i]:
+			case <-ctx.Done():
+				return st, ctx.Err()
+			}
 			patchDone()
 			if err = dw.Patch(p.patchFiles[op.file].oldExt, op.n, res.start); err != nil {
 				break
@@ -239,7 +245,6 @@ type planner struct {
 }
 
 type patchFile struct {
-	path   string
 	oldExt []format.Extent // old version's blocks in the source, in file order
 }
 
@@ -344,7 +349,7 @@ func (p *planner) markPatches(oldMap, newMap *fileMap) {
 			continue
 		}
 		idx := int32(len(p.patchFiles))
-		pf := patchFile{path: q}
+		var pf patchFile
 		for _, e := range of.ext {
 			pf.oldExt = append(pf.oldExt, format.Extent{Off: e.phys * p.bs, Len: e.n * p.bs})
 		}
@@ -491,7 +496,9 @@ type patchResult struct {
 // computePatches runs bsdiff for the PATCH ops on workers goroutines, in op
 // order, at most 2*workers ahead of the writer. The channel of op i yields
 // its result; the writer calls done after each, which lets the next start.
-func (p *planner) computePatches(ctx context.Context, workers int) (results map[int]chan patchResult, done func()) {
+// stop cancels the patches not started and waits for the running ones and
+// the dispatcher to end: after it, no goroutine reads the images.
+func (p *planner) computePatches(ctx context.Context, workers int) (results map[int]chan patchResult, done, stop func()) {
 	out := map[int]chan patchResult{}
 	var order []int
 	for i, o := range p.ops {
@@ -500,18 +507,31 @@ func (p *planner) computePatches(ctx context.Context, workers int) (results map[
 			order = append(order, i)
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2*workers)
 	run := make(chan struct{}, workers)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for _, i := range order {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
+			wg.Add(1)
 			go func(i int) {
-				run <- struct{}{}
+				defer wg.Done()
+				select {
+				case run <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
 				defer func() { <-run }()
+				if ctx.Err() != nil {
+					return
+				}
 				o := p.ops[i]
 				var old []byte
 				for _, e := range p.patchFiles[o.file].oldExt {
@@ -522,7 +542,7 @@ func (p *planner) computePatches(ctx context.Context, workers int) (results map[
 			}(i)
 		}
 	}()
-	return out, func() { <-sem }
+	return out, func() { <-sem }, func() { cancel(); wg.Wait() }
 }
 
 // XZArgs are the xz options of delta payloads: one block (the device checks
@@ -537,8 +557,7 @@ func EncodeFile(ctx context.Context, oldImg, newImg, out string, opts Options) (
 	if err != nil {
 		return Stats{}, err
 	}
-	cmd := exec.CommandContext(ctx, "xz", append(append([]string{}, XZArgs...), "-c")...)
-	cmd.Env = []string{"LC_ALL=C"}
+	cmd := xz.Command(ctx, append(append([]string{}, XZArgs...), "-c")...)
 	cmd.Stdout = f
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

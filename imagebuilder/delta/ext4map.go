@@ -18,8 +18,7 @@ import (
 // data: path -> blocks. It is read on the build host with debugfs; the device
 // never parses a file system.
 type fileMap struct {
-	blockSize int64
-	files     map[string]*fileBlocks
+	files map[string]*fileBlocks
 }
 
 // fileBlocks is one file's data in logical order.
@@ -62,8 +61,8 @@ var exLine = regexp.MustCompile(`^\s*\d+/\s*\d+\s+\d+/\s*\d+\s+(\d+)\s*-\s*(\d+)
 
 // readFileMap lists every directory and regular file of the image with
 // debugfs (one run per directory level, one for all the extents).
-func readFileMap(ctx context.Context, img string, blockSize int64) (*fileMap, error) {
-	fm := &fileMap{blockSize: blockSize, files: map[string]*fileBlocks{}}
+func readFileMap(ctx context.Context, img string) (*fileMap, error) {
+	fm := &fileMap{files: map[string]*fileBlocks{}}
 	inodes := map[string]int64{"/": 2}
 	fm.files["/"] = &fileBlocks{path: "/", dir: true}
 	level := []string{"/"}
