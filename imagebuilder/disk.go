@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/healthguard/gateway-ota/rpi"
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 	"github.com/healthguard/gateway-ota/rpi/sdcard"
 	"github.com/healthguard/gateway-ota/updater/trust"
 )
@@ -272,9 +273,8 @@ func BuildDisk(ctx context.Context, o DiskOptions) (card Card, err error) {
 	if err := os.Rename(f.Name(), o.Out); err != nil {
 		return card, err
 	}
-	if d, err := os.Open(outDir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := atomicfile.SyncDir(outDir); err != nil {
+		return card, err
 	}
 	logf("wrote %s (%s)", o.Out, FormatSize(diskSize))
 	return Card{DiskID: diskID, Size: diskSize, SlotInfo: info}, nil

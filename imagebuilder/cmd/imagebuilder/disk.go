@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -142,13 +140,11 @@ func runDisk(cmd *cobra.Command, _ []string) error {
 		}
 		*s.dst = n
 	}
-	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
-		sec, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || sec < 0 {
-			return usageErrorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
-		}
-		o.Epoch = time.Unix(sec, 0)
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
 	}
+	o.Epoch = epoch
 	if !fl.quiet {
 		stderr := cmd.ErrOrStderr()
 		o.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -55,6 +57,20 @@ func exitCode(err error) int {
 		return 2
 	}
 	return 1
+}
+
+// sourceDateEpoch returns the time SOURCE_DATE_EPOCH sets, or the zero time
+// when it is unset or empty; a bad value is a usage error.
+func sourceDateEpoch() (time.Time, error) {
+	v, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || v == "" {
+		return time.Time{}, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || sec < 0 {
+		return time.Time{}, usageErrorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
+	}
+	return time.Unix(sec, 0), nil
 }
 
 func main() {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,12 +107,8 @@ SOURCE_DATE_EPOCH, if set, makes the images reproducible.`,
 		if o.HealthChecks, err = healthChecks(); err != nil {
 			return usageError{err}
 		}
-		if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
-			sec, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || sec < 0 {
-				return usageErrorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
-			}
-			o.Epoch = time.Unix(sec, 0)
+		if o.Epoch, err = sourceDateEpoch(); err != nil {
+			return err
 		}
 		if !f.quiet {
 			o.Logf = func(format string, args ...any) {
