@@ -13,7 +13,7 @@ import (
 
 // firmware is the bootloader and start firmware of one boot, looking at
 // one card. Its methods only read the card: the firmware never writes to
-// the disk (raspberrypi/firmware issue 864, tryboot.md item 4).
+// the disk (raspberrypi/firmware issue 864, docs/tryboot.md item 4).
 type firmware struct {
 	card    *sdcard.Disk // nil when the card has no readable partition table
 	cardErr error
@@ -85,7 +85,7 @@ func (fw *firmware) attempt(t try, a *Attempt) (kernelView, failure) {
 		// Pi 3 and earlier: the boot ROM loads bootcode.bin from the first
 		// FAT partition; without it nothing else runs (Pi docs
 		// raspberry-pi/boot-flow.adoc; Nerves keeps it on the autoboot
-		// partition, tryboot.md "Requirements").
+		// partition, docs/tryboot.md "Requirements").
 		if _, err := fw.findFile(1, "bootcode.bin"); err != nil {
 			a.Autoboot = "not read"
 			a.Selected = "none"
@@ -95,17 +95,19 @@ func (fw *firmware) attempt(t try, a *Attempt) (kernelView, failure) {
 	}
 	ab := fw.readAutoboot(a)
 	part := fw.choose(ab, t, a)
+	var names map[string]string // the root directory of part, once read
 	if part == 0 {
 		// boot_partition=0: the first bootable FAT partition (Pi docs
 		// config_txt/autoboot.adoc). Boot partitions on an MBR disk are
-		// primary ones (tryboot.md, "Layout").
+		// primary ones (docs/tryboot.md, "Layout").
 		var why []string
 		for n := 1; n <= 4; n++ {
-			if _, err := fw.bootable(n); err != nil {
+			nm, err := fw.bootable(n)
+			if err != nil {
 				why = append(why, err.Error())
 				continue
 			}
-			part = n
+			part, names = n, nm
 			break
 		}
 		if part == 0 {
@@ -116,10 +118,12 @@ func (fw *firmware) attempt(t try, a *Attempt) (kernelView, failure) {
 		a.Selected += fmt.Sprintf(", partition walk: first bootable FAT partition is %d", part)
 	}
 	a.Partition = part
-	names, err := fw.bootable(part)
-	if err != nil {
-		a.Reason = err.Error()
-		return kernelView{}, firmwareFault
+	if names == nil {
+		var err error
+		if names, err = fw.bootable(part); err != nil {
+			a.Reason = err.Error()
+			return kernelView{}, firmwareFault
+		}
 	}
 	b, err := fw.card.ReadFile(part, names[cmdlineFile], maxCmdlineFile)
 	if err != nil {
@@ -154,7 +158,7 @@ func (fw *firmware) attempt(t try, a *Attempt) (kernelView, failure) {
 
 // panicNote records how a real kernel would leave the panic: with panic=N
 // (N > 0) it reboots after N seconds; without, it hangs until a watchdog
-// or a power cut (tryboot.md, "Watchdog": add panic=10). The model reboots
+// or a power cut (docs/tryboot.md, "Watchdog": add panic=10). The model reboots
 // in both cases.
 func (fw *firmware) panicNote(cmdline string, a *Attempt) {
 	for _, f := range strings.Fields(cmdline) {
@@ -166,7 +170,7 @@ func (fw *firmware) panicNote(cmdline string, a *Attempt) {
 }
 
 // readAutoboot reads and parses autoboot.txt from partition 1. Whatever
-// goes wrong, the firmware goes on with boot_partition=0 (tryboot.md,
+// goes wrong, the firmware goes on with boot_partition=0 (docs/tryboot.md,
 // "Requirements": it falls back to partition 0 when autoboot.txt is
 // missing or unreadable).
 func (fw *firmware) readAutoboot(a *Attempt) *rpi.Autoboot {

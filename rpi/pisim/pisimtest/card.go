@@ -152,7 +152,7 @@ func (c Card) Write(tb testing.TB, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := f.Truncate(size); err == nil {
+	if err = f.Truncate(size); err == nil {
 		err = t.Write(f)
 	}
 	if cerr := f.Close(); err == nil {

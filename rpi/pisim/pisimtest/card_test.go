@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/healthguard/gateway-ota/rpi/sdcard"
@@ -59,5 +60,16 @@ func TestDefaultCardPassesFsck(t *testing.T) {
 	}
 	if si, err := sdcard.ParseSlotInfo(b); err != nil || si.Version != "2.0.0" {
 		t.Errorf("slot B info: %+v, %v", si, err)
+	}
+}
+
+// TestWriteReportsTruncateError checks that Write fails when it cannot size
+// the card file (ftruncate fails on a character device) instead of going on
+// with a blank table.
+func TestWriteReportsTruncateError(t *testing.T) {
+	RequireTools(t)
+	err := Card{Unformatted: []int{sdcard.PartAutoboot, sdcard.PartBootA, sdcard.PartBootB}}.Write(t, os.DevNull)
+	if err == nil || !strings.Contains(err.Error(), "write table") {
+		t.Fatalf("Write to %s: %v, want a write table error", os.DevNull, err)
 	}
 }
