@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/healthguard/gateway-ota/rpi/atomicfile"
 	"github.com/healthguard/gateway-ota/updater/release"
 )
 
@@ -37,8 +39,10 @@ func (m *Manager) backupAll(ctx context.Context, set *release.ContainerSet, chan
 			if !v.Backup || j.Backups[v.Source] != "" {
 				continue
 			}
-			if _, err := m.Client.VolumeInspect(ctx, v.Source, client.VolumeInspectOptions{}); err != nil {
+			if _, err := m.Client.VolumeInspect(ctx, v.Source, client.VolumeInspectOptions{}); cerrdefs.IsNotFound(err) {
 				continue // nothing to keep yet
+			} else if err != nil {
+				return fmt.Errorf("back up volume %s: %w", v.Source, err)
 			}
 			dst := filepath.Join(m.Dir, "backups", j.To, v.Source+".tar")
 			if err := m.snapshot(ctx, v.Source, ids[s.Name], dst); err != nil {
@@ -127,7 +131,10 @@ func (m *Manager) snapshot(ctx context.Context, volume, image, dst string) error
 			return err
 		}
 		m.logf("backed up volume %s (%d bytes)", volume, total)
-		return os.Rename(f.Name(), dst)
+		if err := os.Rename(f.Name(), dst); err != nil {
+			return err
+		}
+		return atomicfile.SyncDir(filepath.Dir(dst))
 	})
 }
 
@@ -166,8 +173,25 @@ func (m *Manager) restoreVolume(ctx context.Context, volume, file string) error 
 
 // restoreDir empties dir and extracts the snapshot into it through an
 // os.Root: only regular files, directories and symlinks, none escaping
-// (P1).
+// (P1). The snapshot is opened and its first header read before anything
+// is removed, so a missing, empty or corrupt snapshot leaves dir as it is.
 func restoreDir(dir, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	h, herr := tr.Next()
+	if herr != nil && !errors.Is(herr, io.EOF) {
+		return fmt.Errorf("snapshot %s: %w", file, herr)
+	}
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if fi.Size() == 0 {
+		// snapshot always writes the tar's end blocks.
+		return fmt.Errorf("snapshot %s: empty file", file)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -182,19 +206,12 @@ func restoreDir(dir, file string) error {
 		return err
 	}
 	defer root.Close()
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
+	for ; ; h, herr = tr.Next() {
+		if errors.Is(herr, io.EOF) {
 			return nil
 		}
-		if err != nil {
-			return err
+		if herr != nil {
+			return herr
 		}
 		name := path.Clean(h.Name)
 		if !filepath.IsLocal(name) {
