@@ -223,11 +223,16 @@ func convertService(s types.ServiceConfig, backupVolumes map[string]bool) (relea
 	if err != nil {
 		return svc, nil, err
 	}
+	// x-ota-backup applies to this service only: a copy, not the shared map.
+	backup := make(map[string]bool, len(backupVolumes)+len(backups))
+	for k, v := range backupVolumes {
+		backup[k] = v
+	}
 	for _, b := range backups {
-		backupVolumes[b] = backupVolumes[b] || true
+		backup[b] = true
 	}
 	for _, v := range s.Volumes {
-		vol, err := convertVolume(v, backupVolumes)
+		vol, err := convertVolume(v, backup)
 		if err != nil {
 			return svc, nil, err
 		}

@@ -191,6 +191,9 @@ func (v Volume) validate() error {
 		if !cleanAbs(v.Source) {
 			return fmt.Errorf("%w: volume source %q: want an absolute clean path", ErrInvalid, v.Source)
 		}
+		if v.Backup {
+			return fmt.Errorf("%w: backup of bind mount %s is not supported; use a named volume", ErrInvalid, v.Source)
+		}
 		return nil
 	}
 	if err := validVolumeName(v.Source); err != nil {
