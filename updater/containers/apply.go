@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -434,8 +435,17 @@ func (m *Manager) takeOver(ctx context.Context, old *container.InspectResponse, 
 	}
 	pid, own, addr := c.State.Pid, newEP.IPAddress, oldEP.IPAddress
 	taken := make(chan bool, 1)
+	// Who decides first: the goroutine when the old process exits (it
+	// takes the address), or a giveBack that stopped waiting (the old
+	// process may exit much later, after a failed or cancelled stop, and
+	// nothing would give the address back: it is not taken then).
+	const waiting, taking, abandoned = 0, 1, 2
+	var decided atomic.Int32
 	go func() {
 		exited, err := waitExit(old.State.Pid, time.Duration(release.DefaultStopTimeout)+time.Minute)
+		if !decided.CompareAndSwap(waiting, taking) {
+			return
+		}
 		if err != nil || !exited {
 			taken <- false
 			return
@@ -458,6 +468,9 @@ func (m *Manager) takeOver(ctx context.Context, old *container.InspectResponse, 
 		select {
 		case ok = <-taken:
 		case <-time.After(time.Second):
+			if !decided.CompareAndSwap(waiting, abandoned) {
+				ok = <-taken // being taken right now: wait, and give it back
+			}
 		}
 		if !ok {
 			return
