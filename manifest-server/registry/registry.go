@@ -363,7 +363,7 @@ func (r *Registry) replay() error {
 	var linked []storedManifest
 	tags := map[string]map[string]v1.Hash{}
 	err := filepath.WalkDir(reposDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
+		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".") {
 			return err
 		}
 		rel, err := filepath.Rel(reposDir, p)
@@ -487,7 +487,7 @@ func (r *Registry) Verify() error {
 		}
 		for _, e := range ents {
 			name := e.Name()
-			if e.IsDir() || strings.HasSuffix(name, ".type") || strings.HasPrefix(name, ".tmp-") {
+			if e.IsDir() || strings.HasSuffix(name, ".type") || strings.HasPrefix(name, ".") {
 				continue
 			}
 			ok, err := fileHasDigest(filepath.Join(dir, name), name)

@@ -127,9 +127,9 @@ func pullError(p pinned, err error) error {
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "verification failed") || strings.Contains(msg, "digest mismatch") || strings.Contains(msg, "does not match") {
-		return fmt.Errorf("pull %s: %v: %w", p.ref, err, ErrDigestMismatch)
+		return fmt.Errorf("pull %s: %w: %w", p.ref, err, ErrDigestMismatch)
 	}
-	return fmt.Errorf("pull %s: %v: %w", p.ref, err, ErrPull)
+	return fmt.Errorf("pull %s: %w: %w", p.ref, err, ErrPull)
 }
 
 // drain reads an engine JSON message stream to its end and returns the
