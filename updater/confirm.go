@@ -31,7 +31,9 @@ type ConfirmResult struct {
 // the release's health checks under their deadline, then commits the slot
 // and raises the anti-rollback floor, or records the failure and reboots
 // without the flag. On a normal boot after an armed trial, the trial died
-// early (power cut, crash, watchdog): it records the rollback.
+// early (power cut, crash, watchdog): it records the rollback. After a
+// container-only switch that a power cut or crash interrupted, it brings
+// the committed container set back and records the rollback.
 func (u *Updater) Confirm(ctx context.Context) (*ConfirmResult, error) {
 	unlock, err := u.lock()
 	if err != nil {
@@ -59,6 +61,13 @@ func (u *Updater) Confirm(ctx context.Context) (*ConfirmResult, error) {
 		default:
 			reason := fmt.Sprintf("the trial boot of %s in slot %s did not reach confirmation (power cut, crash or watchdog); slot %s runs %s",
 				s.Version, s.Target, st.Booted, st.Slot(st.Booted).Version)
+			return res, u.rolledBack(ctx, st, s, res, reason)
+		}
+	case PhaseDownloading:
+		if !st.Trial && s.Manifest != nil && s.Manifest.ContainerOnly() && u.containerSwitchPending() {
+			// A container-only switch cut by a power loss or a crash: the
+			// set it left may be half old, half new, or stopped.
+			reason := fmt.Sprintf("the switch to the container set of %s did not finish (power cut or crash)", s.Version)
 			return res, u.rolledBack(ctx, st, s, res, reason)
 		}
 	case PhaseRollingBack:

@@ -216,6 +216,22 @@ func (u *Updater) restoreContainers(ctx context.Context) {
 	}
 }
 
+// containerSwitchPending reports whether a container switch was left
+// neither committed nor rolled back.
+func (u *Updater) containerSwitchPending() bool {
+	if !u.usesContainers() {
+		return false
+	}
+	mgr, done, err := u.containerManager()
+	if err != nil {
+		u.cfg.Logf("containers: %v", err)
+		return false
+	}
+	defer done()
+	pending, _, err := mgr.Pending()
+	return err == nil && pending
+}
+
 // containerStatus is what status shows of the containers; nil on a device
 // that never ran a set.
 func (u *Updater) containerStatus(ctx context.Context) []containers.ServiceStatus {
